@@ -1,0 +1,1 @@
+# ring: the variable-length message ring under Queue and Pipe (queues issue).

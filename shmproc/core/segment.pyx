@@ -1,0 +1,137 @@
+# segment: create, map and attach shared memory; the only place that calls mmap.
+#
+# A segment is an *unnamed* file on the shared-memory filesystem (O_TMPFILE in /dev/shm, or a memfd
+# where O_TMPFILE is not supported). It never has a name in /dev/shm, so no process, however it dies,
+# can leave it behind: the kernel frees it when the last descriptor and mapping are gone, that is when
+# the last process of the tree that used it has exited. It is created mode 0600.
+#
+# Another process attaches it by opening /proc/<pid>/fd/<fd> of a process that has it open: the
+# handle that crosses a process boundary is (id, size, pid, fd), and the id in the segment's header
+# proves that the descriptor was not recycled for something else in between.
+
+import os as _os
+import weakref as _weakref
+
+# id -> Segment, for the segments this process has mapped: attaching the same segment twice maps it
+# once. A forked child inherits the table together with the mappings it describes.
+_mapped_segments = _weakref.WeakValueDictionary()
+
+
+def shm_directory():
+    """Where segments are created: $SHMPROC_SHM_DIR, else /dev/shm."""
+    return _os.environ.get("SHMPROC_SHM_DIR", "/dev/shm")
+
+
+cdef int _open_unnamed(str directory) except -1:
+    cdef int fd
+    try:
+        return _os.open(directory, _os.O_RDWR | _os.O_CLOEXEC | O_TMPFILE, 0o600)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+    # A filesystem without O_TMPFILE: fall back to an anonymous memfd, made private to the user.
+    fd = memfd_create(b"shmproc", MFD_CLOEXEC)
+    if fd < 0:
+        raise OSError(cerrno.errno, "memfd_create failed")
+    _os.fchmod(fd, 0o600)
+    return fd
+
+
+cdef int _reserve(int fd, size_t size, str directory) except -1:
+    """Allocate the segment's pages now, so a full filesystem is an error here and never a SIGBUS
+    on first touch later."""
+    cdef statvfs_t info
+    if statvfs(directory.encode(), &info) == 0:
+        free = <size_t>info.f_bavail * info.f_frsize
+        if size > free:
+            raise OSError(errno.ENOSPC,
+                          f"not enough shared memory: {size} bytes requested, {free} free in {directory} "
+                          f"(make it larger, or point SHMPROC_SHM_DIR at a larger tmpfs)")
+    cdef int rc
+    with nogil:
+        rc = fallocate(fd, 0, 0, <off_t>size)
+    if rc != 0:
+        err = cerrno.errno
+        if err in (errno.ENOSPC, errno.ENOMEM, errno.EFBIG):
+            raise OSError(err, f"not enough shared memory for {size} bytes in {directory}")
+        raise OSError(err, f"cannot allocate {size} bytes of shared memory: {_os.strerror(err)}")
+    return 0
+
+
+cdef class Segment:
+    """One mapping of a shared-memory segment in this process. Unmapped when the last reference in
+    this process goes away; the memory itself lives on while any process maps it."""
+    cdef readonly bytes id
+    cdef readonly size_t size        # bytes mapped, header included
+    cdef char *base
+    cdef int fd
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self.base = NULL
+        self.fd = -1
+
+    def __dealloc__(self):
+        if self.base != NULL:
+            munmap(self.base, self.size)
+        if self.fd >= 0:
+            close(self.fd)
+
+    @staticmethod
+    def create(size_t payload_size):
+        """A new segment with room for payload_size bytes after its header."""
+        cdef Segment seg = Segment.__new__(Segment)
+        if payload_size > (<size_t>1 << 48):
+            raise ValueError(f"segment size {payload_size} is absurd")
+        seg.size = SHM_SEGMENT_HEADER + payload_size
+        directory = shm_directory()
+        seg.fd = _open_unnamed(directory)
+        _reserve(seg.fd, seg.size, directory)
+        seg._map()
+        seg.id = _os.urandom(16)
+        cdef shm_segment_header_t *header = <shm_segment_header_t *>seg.base
+        memcpy(header.id, <char *>seg.id, 16)
+        header.size = seg.size
+        header.magic = SHM_SEGMENT_MAGIC
+        _mapped_segments[seg.id] = seg
+        return seg
+
+    @staticmethod
+    def attach(bytes id, size_t size, int pid, int fd):
+        """The segment a handle names, mapped in this process (once)."""
+        cdef Segment seg = _mapped_segments.get(id)
+        if seg is not None:
+            return seg
+        seg = Segment.__new__(Segment)
+        seg.size = size
+        try:
+            seg.fd = _os.open(f"/proc/{pid}/fd/{fd}", _os.O_RDWR | _os.O_CLOEXEC)
+        except OSError as exc:
+            raise FileNotFoundError(
+                exc.errno,
+                f"cannot attach a shared-memory segment: process {pid}, which sent its handle, has "
+                f"exited or dropped it (keep the object alive in the sender until the receiver has it)"
+            ) from None
+        if _os.fstat(seg.fd).st_size != size:
+            raise FileNotFoundError(errno.ENOENT, f"the segment behind process {pid}'s fd {fd} is not the one sent")
+        seg._map()
+        cdef shm_segment_header_t *header = <shm_segment_header_t *>seg.base
+        if header.magic != SHM_SEGMENT_MAGIC or memcmp(header.id, <char *>id, 16) != 0:
+            raise FileNotFoundError(errno.ENOENT, f"the segment behind process {pid}'s fd {fd} is not the one sent")
+        seg.id = id
+        _mapped_segments[id] = seg
+        return seg
+
+    cdef int _map(self) except -1:
+        cdef void *address = mmap(NULL, self.size, PROT_READ | PROT_WRITE, MAP_SHARED, self.fd, 0)
+        if address == MAP_FAILED:
+            raise OSError(cerrno.errno, f"mmap of {self.size} bytes of shared memory failed")
+        self.base = <char *>address
+        return 0
+
+    def handle(self):
+        """What another process needs to attach this segment: (id, size, pid, fd)."""
+        return (self.id, self.size, <int>shm_current_pid(), self.fd)
+
+    def __repr__(self):
+        return f"<shmproc Segment {self.id.hex()[:12]} size={self.size} fd={self.fd}>"

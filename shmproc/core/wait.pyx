@@ -1,0 +1,69 @@
+# wait: how a thread waits for a shared word to change. Spin, yield, then sleep on the futex.
+#
+# Why this order: on these virtual machines a futex wake costs tens of microseconds while a spinning
+# hand-off costs well under one, so a short spin catches most hand-offs. The spin is bounded and
+# followed by a yield, because with more runnable processes than cores the spinner may be holding
+# the very core the other side needs. Sleep happens in slices of SLEEP_SLICE_NS so the caller can run
+# signal handlers (Ctrl-C) and check that its peers are alive, however the signal was delivered.
+#
+# The "sleepers" count makes a wake free when nobody sleeps: a sleeper increments it *before* its last
+# look at the word, a waker changes the word *before* reading sleepers, with a full fence on each
+# side, so either the sleeper sees the new word or the waker sees the sleeper (Dekker).
+
+cdef int SPIN_ITERATIONS = 256
+cdef int YIELD_ITERATIONS = 2
+cdef int64_t SLEEP_SLICE_NS = 100_000_000
+
+
+cdef inline int64_t sleep_limit(int64_t now, int64_t deadline) noexcept nogil:
+    cdef int64_t until = now + SLEEP_SLICE_NS
+    if deadline != NO_DEADLINE and deadline < until:
+        return deadline
+    return until
+
+
+cdef inline WaitResult result_of_sleep(int rc, int64_t until, int64_t deadline) noexcept nogil:
+    if rc == EINTR:
+        return WAIT_INTERRUPTED
+    if rc == ETIMEDOUT:
+        return WAIT_TIMEOUT if until == deadline else WAIT_SLICE
+    return WAIT_CHANGED
+
+
+cdef bint spin_while_equal(uint32_t *word, uint32_t expected) noexcept nogil:
+    """True if the word changed during a bounded spin."""
+    cdef int i
+    for i in range(SPIN_ITERATIONS):
+        if shm_load_u32(word) != expected:
+            return True
+        shm_cpu_relax()
+    for i in range(YIELD_ITERATIONS):
+        sched_yield()
+        if shm_load_u32(word) != expected:
+            return True
+    return False
+
+
+cdef WaitResult wait_while_equal(uint32_t *word, uint32_t expected, uint32_t *sleepers,
+                                 int64_t deadline, bint spin) noexcept nogil:
+    """Wait (at most one slice) while *word == expected. The caller re-checks its condition."""
+    if spin and spin_while_equal(word, expected):
+        return WAIT_CHANGED
+    cdef int64_t now = shm_monotonic_ns()
+    if deadline != NO_DEADLINE and now >= deadline:
+        return WAIT_TIMEOUT
+    cdef int64_t until = sleep_limit(now, deadline)
+    cdef int rc = 0
+    shm_fetch_add_u32(sleepers, 1)
+    shm_fence_seq_cst()
+    if shm_load_u32(word) == expected:
+        rc = shm_futex_wait(word, expected, until - now)
+    shm_fetch_sub_u32(sleepers, 1)
+    return result_of_sleep(rc, until, deadline)
+
+
+cdef inline void wake_sleepers(uint32_t *word, uint32_t *sleepers, int n) noexcept nogil:
+    """After changing *word: wake up to n sleepers, with no system call when there are none."""
+    shm_fence_seq_cst()
+    if shm_load_relaxed_u32(sleepers) != 0:
+        shm_futex_wake(word, n)

@@ -1,0 +1,51 @@
+# Declarations for atomics.h. Only the widths shmproc uses are declared; the header has them all.
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+cdef extern from "atomics.h" nogil:
+    uint32_t shm_load_u32(uint32_t *p)
+    uint32_t shm_load_relaxed_u32(uint32_t *p)
+    void shm_store_u32(uint32_t *p, uint32_t v)
+    void shm_store_relaxed_u32(uint32_t *p, uint32_t v)
+    uint32_t shm_exchange_u32(uint32_t *p, uint32_t v)
+    uint32_t shm_fetch_add_u32(uint32_t *p, uint32_t v)
+    uint32_t shm_fetch_sub_u32(uint32_t *p, uint32_t v)
+    uint32_t shm_fetch_or_u32(uint32_t *p, uint32_t v)
+    bint shm_cas_u32(uint32_t *p, uint32_t *expected, uint32_t desired)
+
+    int32_t shm_load_i32(int32_t *p)
+    void shm_store_i32(int32_t *p, int32_t v)
+
+    uint64_t shm_load_u64(uint64_t *p)
+    uint64_t shm_load_relaxed_u64(uint64_t *p)
+    void shm_store_relaxed_u64(uint64_t *p, uint64_t v)
+    uint64_t shm_fetch_add_u64(uint64_t *p, uint64_t v)
+    bint shm_cas_u64(uint64_t *p, uint64_t *expected, uint64_t desired)
+
+    # The integer widths a shared Value can have (typecodes b B h H i I l L q Q).
+    int8_t shm_load_i8(int8_t *p)
+    void shm_store_i8(int8_t *p, int8_t v)
+    int8_t shm_fetch_add_i8(int8_t *p, int8_t v)
+    bint shm_cas_i8(int8_t *p, int8_t *expected, int8_t desired)
+    uint8_t shm_load_u8(uint8_t *p)
+    void shm_store_u8(uint8_t *p, uint8_t v)
+    uint8_t shm_fetch_add_u8(uint8_t *p, uint8_t v)
+    bint shm_cas_u8(uint8_t *p, uint8_t *expected, uint8_t desired)
+    int16_t shm_load_i16(int16_t *p)
+    void shm_store_i16(int16_t *p, int16_t v)
+    int16_t shm_fetch_add_i16(int16_t *p, int16_t v)
+    bint shm_cas_i16(int16_t *p, int16_t *expected, int16_t desired)
+    uint16_t shm_load_u16(uint16_t *p)
+    void shm_store_u16(uint16_t *p, uint16_t v)
+    uint16_t shm_fetch_add_u16(uint16_t *p, uint16_t v)
+    bint shm_cas_u16(uint16_t *p, uint16_t *expected, uint16_t desired)
+    void shm_store_u32(uint32_t *p, uint32_t v)
+    int32_t shm_fetch_add_i32(int32_t *p, int32_t v)
+    bint shm_cas_i32(int32_t *p, int32_t *expected, int32_t desired)
+    int64_t shm_load_i64(int64_t *p)
+    void shm_store_i64(int64_t *p, int64_t v)
+    int64_t shm_fetch_add_i64(int64_t *p, int64_t v)
+    bint shm_cas_i64(int64_t *p, int64_t *expected, int64_t desired)
+    void shm_store_u64(uint64_t *p, uint64_t v)
+
+    void shm_fence_seq_cst()
+    void shm_cpu_relax()
