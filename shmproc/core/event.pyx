@@ -22,9 +22,9 @@ cdef class Event(SharedPrimitive):
 
     def wait(self, timeout=None):
         cdef shm_event_t *event = self.event()
+        cdef int64_t deadline = NO_DEADLINE if timeout is None else deadline_after(timeout)
         if shm_load_u32(&event.flag):
             return True
-        cdef int64_t deadline = deadline_after(timeout)
         cdef WaitResult result
         cdef bint spin = True
         while True:

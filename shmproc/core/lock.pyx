@@ -134,10 +134,10 @@ cdef class Lock(SharedLock):
 
     def acquire(self, block=True, timeout=None):
         cdef shm_lock_t *lock = self.lock()
+        cdef int64_t deadline = NO_DEADLINE if timeout is None else deadline_after(timeout)
         if lock_try(lock, shm_current_pid()):
             shm_store_relaxed_u64(&lock.owner_thread, shm_current_thread())
             return True
-        cdef int64_t deadline = deadline_after(timeout)
         if not block:
             return False
         return self.acquire_blocking(deadline) == 1
@@ -212,9 +212,9 @@ cdef class RLock(SharedLock):
         return 0
 
     def acquire(self, block=True, timeout=None):
+        cdef int64_t deadline = NO_DEADLINE if timeout is None else deadline_after(timeout)
         if self.enter_again() or self.take_free():
             return True
-        cdef int64_t deadline = deadline_after(timeout)
         if not block:
             return False
         return self.acquire_first(deadline) == 1

@@ -28,9 +28,9 @@ cdef class Semaphore(SharedPrimitive):
         return False
 
     def acquire(self, block=True, timeout=None):
+        cdef int64_t deadline = NO_DEADLINE if timeout is None else deadline_after(timeout)
         if self.take():
             return True
-        cdef int64_t deadline = deadline_after(timeout)
         if not block:
             return False
         return self.acquire_blocking(deadline)

@@ -1,0 +1,68 @@
+"""Fixtures shared by the whole suite.
+
+- ``ctx``: a multiprocessing context per start method (fork, spawn), so every cross-process test
+  runs under both. Children are launched with the standard library's Process until shmproc's own
+  is used explicitly; only the shared objects under test are shmproc's.
+- An autouse guard: a test must leave no child process running and nothing new in /dev/shm.
+"""
+import multiprocessing
+import os
+import sys
+import time
+
+import psutil
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))   # support modules, importable by spawned children
+
+START_METHODS = ("fork", "spawn")
+
+
+@pytest.fixture(params=START_METHODS)
+def ctx(request):
+    return multiprocessing.get_context(request.param)
+
+
+def _shm_entries():
+    try:
+        return set(os.listdir("/dev/shm"))
+    except FileNotFoundError:
+        return set()
+
+
+def _live_children():
+    # Zombies are children that exited but were not reaped yet: a finished test's Process objects
+    # reap them when collected, so only processes still running count as leaks.
+    return [c for c in psutil.Process().children(recursive=True)
+            if c.status() != psutil.STATUS_ZOMBIE]
+
+
+def _forkserver_and_trackers(children):
+    # multiprocessing's helper processes (forkserver, resource tracker) live for the whole session
+    # once started; they are not a test's leak.
+    helpers = ("forkserver", "resource_tracker")
+    kept = []
+    for child in children:
+        try:
+            cmdline = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if not any(h in cmdline for h in helpers):
+            kept.append(child)
+    return kept
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind(request):
+    before_shm = _shm_entries()
+    yield
+    deadline = time.monotonic() + 5
+    leaked = _forkserver_and_trackers(_live_children())
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.05)
+        leaked = _forkserver_and_trackers(_live_children())
+    for child in leaked:
+        child.kill()
+    new_shm = _shm_entries() - before_shm
+    assert not leaked, f"test left child processes running: {[c.pid for c in leaked]}"
+    assert not new_shm, f"test left entries in /dev/shm: {sorted(new_shm)}"

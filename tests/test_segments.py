@@ -1,0 +1,178 @@
+"""Shared-memory segments: privacy, lifetime across SIGKILL, and a clear error when memory runs out."""
+import errno
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from shmproc._core import Block, Segment, allocate, shm_directory
+
+import support
+
+MB = 1 << 20
+JOIN = 20
+
+
+def shm_used_bytes():
+    info = os.statvfs(shm_directory())
+    return (info.f_blocks - info.f_bfree) * info.f_frsize
+
+
+def wait_until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def descriptor_of(segment):
+    _, _, pid, fd = segment.handle()
+    assert pid == os.getpid()
+    return fd
+
+
+def test_segment_is_private_to_the_user_and_has_no_name():
+    before = set(os.listdir("/dev/shm"))
+    segment = Segment.create(4096)
+    mode = os.fstat(descriptor_of(segment)).st_mode
+    assert stat.S_IMODE(mode) == 0o600
+    assert set(os.listdir("/dev/shm")) == before
+
+
+def test_pages_are_reserved_up_front():
+    used = shm_used_bytes()
+    segment = Segment.create(32 * MB)
+    assert shm_used_bytes() - used >= 30 * MB
+    del segment
+
+
+def test_request_larger_than_free_space_is_a_clear_error():
+    free = os.statvfs(shm_directory()).f_bavail * os.statvfs(shm_directory()).f_frsize
+    with pytest.raises(OSError) as info:
+        Segment.create(free + 64 * MB)
+    assert info.value.errno == errno.ENOSPC
+    assert "shared memory" in str(info.value)
+
+
+def test_absurd_size_is_refused():
+    with pytest.raises(ValueError):
+        Segment.create(1 << 60)
+
+
+@pytest.fixture
+def tiny_tmpfs(monkeypatch):
+    """A 1 MiB tmpfs as the shared-memory directory (needs root, as CI and this machine have)."""
+    path = tempfile.mkdtemp(prefix="shmproc-tiny-")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", path],
+                      capture_output=True).returncode != 0:
+        os.rmdir(path)
+        pytest.skip("cannot mount a tmpfs here (not root?)")
+    monkeypatch.setenv("SHMPROC_SHM_DIR", path)
+    yield path
+    subprocess.run(["umount", "--lazy", path], check=True)   # lazily: a dying block may still map it
+    os.rmdir(path)
+
+
+def test_full_filesystem_is_an_error_not_sigbus(tiny_tmpfs):
+    keep = [allocate(200 * 1024) for _ in range(3)]     # ~600 KiB of the 1 MiB
+    with pytest.raises(OSError) as info:
+        allocate(600 * 1024)
+    assert info.value.errno == errno.ENOSPC
+    # What was allocated is fully usable: every page was reserved, so touching it cannot SIGBUS.
+    for block in keep:
+        memoryview(block)[:] = b"\xff" * block.size
+    # Exercise the fallocate path too: a child touching more than fits must get an error, not die.
+    code = ("from shmproc._core import allocate\n"
+            "try:\n    allocate(900*1024)\nexcept OSError as e:\n    print('ENOSPC' if e.errno == 28 else e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=JOIN,
+                         env=dict(os.environ, SHMPROC_SHM_DIR=tiny_tmpfs))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ENOSPC"
+
+
+def test_block_round_trips_through_another_process(ctx):
+    block = allocate(256)
+    ready = ctx.Event()
+    p = ctx.Process(target=support.attach_and_sleep, args=(block.handle(), ready))
+    p.start()
+    try:
+        assert ready.wait(JOIN)
+        assert memoryview(block)[0] == 7
+    finally:
+        p.kill()
+        p.join(JOIN)
+
+
+def test_attach_fails_clearly_when_the_sender_is_gone():
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "from shmproc._core import allocate; b = allocate(1 << 17); print(repr(b.handle()))"],
+        capture_output=True, text=True, timeout=JOIN, check=True)
+    handle = eval(out.stdout)          # the handle of a process that has exited
+    with pytest.raises(FileNotFoundError, match="has exited"):
+        Block.attach(handle)
+
+
+def test_attach_checks_the_segment_identity():
+    block = allocate(1 << 17)
+    (seg_id, size, pid, fd), offset, length = block.handle()
+    other = Segment.create(size - 64)          # same size, another id, its own descriptor
+    forged = ((b"\0" * 16, size, pid, descriptor_of(other)), offset, length)
+    with pytest.raises(FileNotFoundError, match="not the one sent"):
+        Block.attach(forged)
+
+
+def test_memory_is_returned_when_the_creator_is_killed(ctx):
+    used = shm_used_bytes()
+    ready = ctx.Event()
+    p = ctx.Process(target=support.create_segment_then_die, args=(64 * MB, ready))
+    p.start()
+    assert ready.wait(JOIN)
+    p.join(JOIN)
+    assert p.exitcode == -signal.SIGKILL
+    assert wait_until(lambda: shm_used_bytes() - used < 16 * MB, 5)
+
+
+def test_memory_lives_while_any_process_of_the_tree_maps_it_then_is_freed(ctx):
+    """Kill -9 the creator while a child still maps the segment: the memory stays for the child,
+    and is freed as soon as the child is gone too."""
+    used = shm_used_bytes()
+    script = (
+        "import os, sys, time, multiprocessing as mp\n"
+        "sys.path.insert(0, %r)\n"
+        "import support\n"
+        "from shmproc._core import allocate\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = mp.get_context(%r)\n"
+        "    block = allocate(64 << 20)\n"
+        "    ready = ctx.Event()\n"
+        "    child = ctx.Process(target=support.attach_and_sleep, args=(block.handle(), ready))\n"
+        "    child.start()\n"
+        "    ready.wait(20)\n"
+        "    print(child.pid, flush=True)\n"
+        "    time.sleep(60)\n"
+    ) % (os.path.dirname(__file__), ctx.get_start_method())
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child_pid = int(parent.stdout.readline())
+        assert shm_used_bytes() - used >= 60 * MB
+        parent.kill()
+        parent.wait(JOIN)
+        time.sleep(0.2)
+        assert shm_used_bytes() - used >= 60 * MB, "freed while a child still maps it"
+        os.kill(child_pid, signal.SIGKILL)
+        assert wait_until(lambda: shm_used_bytes() - used < 16 * MB, 5)
+    finally:
+        parent.kill()
+        parent.wait(JOIN)
+        try:
+            os.kill(child_pid, signal.SIGKILL)
+        except (ProcessLookupError, NameError, UnboundLocalError):
+            pass
