@@ -5,6 +5,7 @@
   is used explicitly; only the shared objects under test are shmproc's.
 - An autouse guard: a test must leave no child process running and nothing new in /dev/shm.
 """
+import gc
 import multiprocessing
 import os
 import sys
@@ -50,6 +51,22 @@ def _forkserver_and_trackers(children):
         if not any(h in cmdline for h in helpers):
             kept.append(child)
     return kept
+
+
+def shm_used_bytes():
+    info = os.statvfs("/dev/shm")
+    return (info.f_blocks - info.f_bfree) * info.f_frsize
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_returns_shared_memory():
+    """shmproc's segments are unnamed, so a listing of /dev/shm cannot show a leak: the filesystem's
+    usage can. Whatever the run used must be back when it ends, but for this process's own arenas."""
+    before = shm_used_bytes()
+    yield
+    gc.collect()
+    grown = shm_used_bytes() - before
+    assert grown < 32 << 20, f"the test run left {grown >> 20} MiB of shared memory in use"
 
 
 @pytest.fixture(autouse=True)
