@@ -129,3 +129,16 @@ def create_segment_then_die(size, ready):
     memoryview(block)[:] = b"\x01" * len(memoryview(block))
     ready.set()
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def exercise_all_primitives(lock, rlock, sem, event, cond, barrier, done):
+    """Use each primitive once from the child side; the parent checks the effects."""
+    lock.release()                  # the parent left it held
+    with rlock:
+        pass
+    sem.release()
+    event.wait(10)
+    with cond:
+        cond.notify()
+    barrier.wait(10)
+    done.set()

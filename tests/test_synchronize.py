@@ -538,3 +538,23 @@ def test_sigint_interrupts_a_blocked_wait(ctx, kind):
     finally:
         if p.is_alive():
             stop(p)
+
+
+# --- every start method ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_every_primitive_reaches_a_child_under_every_start_method(method):
+    import multiprocessing
+    ctx = multiprocessing.get_context(method)
+    lock, rlock, sem = shmproc.Lock(), shmproc.RLock(), shmproc.Semaphore(0)
+    event, cond, barrier, done = shmproc.Event(), shmproc.Condition(), shmproc.Barrier(2), shmproc.Event()
+    lock.acquire()
+    with cond:
+        p = start(ctx, support.exercise_all_primitives, lock, rlock, sem, event, cond, barrier, done)
+        assert lock.acquire(timeout=JOIN)               # released by the child
+        assert sem.acquire(timeout=JOIN)
+        event.set()
+        assert cond.wait(JOIN)                          # notified by the child
+    assert barrier.wait(JOIN) in (0, 1)
+    assert done.wait(JOIN)
+    assert finish(p) == 0
