@@ -14,16 +14,19 @@ cdef inline bint lock_try(shm_lock_t *lock, uint32_t me) noexcept nogil:
 cdef WaitResult lock_wait(shm_lock_t *lock, uint32_t me, int64_t deadline, bint spin) noexcept nogil:
     """Acquire, or return at the end of one sleep slice; WAIT_ACQUIRED when the lock is ours."""
     cdef uint32_t state, expected
-    cdef int i, rc
+    cdef int i, rc, limit
     cdef int64_t now, until
     if spin:
-        for i in range(SPIN_ITERATIONS):
+        limit = spin_limit()
+        for i in range(limit):
             if shm_load_relaxed_u32(&lock.state) == 0 and lock_try(lock, me):
+                spin_succeeded(i)
                 return WAIT_ACQUIRED
             shm_cpu_relax()
         for i in range(YIELD_ITERATIONS):
             sched_yield()
             if lock_try(lock, me):
+                spin_wasted()
                 return WAIT_ACQUIRED
     while True:
         state = shm_load_u32(&lock.state)
@@ -43,6 +46,9 @@ cdef WaitResult lock_wait(shm_lock_t *lock, uint32_t me, int64_t deadline, bint 
             return WAIT_TIMEOUT
         until = sleep_limit(now, deadline)
         rc = shm_futex_wait(&lock.state, state, until - now)
+        if rc == 0 and spin:
+            learn_from_sleep(shm_monotonic_ns() - now)
+            spin = False
         if rc == EINTR or rc == ETIMEDOUT:
             return result_of_sleep(rc, until, deadline)
 

@@ -10,9 +10,42 @@
 # look at the word, a waker changes the word *before* reading sleepers, with a full fence on each
 # side, so either the sleeper sees the new word or the waker sees the sleeper (Dekker).
 
-cdef int SPIN_ITERATIONS = 256
+cdef int SPIN_MIN = 16
+cdef int SPIN_MAX = 2048                     # ~50 us of pause here: about what a sleep + wake costs
 cdef int YIELD_ITERATIONS = 2
 cdef int64_t SLEEP_SLICE_NS = 100_000_000
+cdef int64_t SHORT_SLEEP_NS = 50_000         # woken sooner than this: spinning would have caught it
+
+# How long a spin is worth trying, learnt by this process from what happened after it:
+# - a spin that succeeded after i rounds pulls the budget towards 2*i;
+# - a wait that only succeeded after yielding the core halves it (the peer needed our core: with
+#   more runnable processes than cores, spinning steals from the very process we wait for);
+# - a sleep that was woken quickly doubles it (the hand-off was a little longer than the spin);
+#   a long sleep halves it (the peer was busy: spinning is wasted work).
+# Racy updates from several threads are harmless: it is a hint.
+cdef int spin_budget = 256
+
+
+cdef inline int spin_limit() noexcept nogil:
+    return spin_budget
+
+
+cdef inline void spin_succeeded(int rounds) noexcept nogil:
+    global spin_budget
+    spin_budget += (2 * rounds + SPIN_MIN - spin_budget) // 4
+
+
+cdef inline void spin_wasted() noexcept nogil:
+    global spin_budget
+    spin_budget = spin_budget // 2 if spin_budget > 2 * SPIN_MIN else SPIN_MIN
+
+
+cdef inline void learn_from_sleep(int64_t slept_ns) noexcept nogil:
+    global spin_budget
+    if slept_ns >= SHORT_SLEEP_NS:
+        spin_wasted()
+    elif spin_budget < SPIN_MAX:
+        spin_budget = 2 * spin_budget if 2 * spin_budget < SPIN_MAX else SPIN_MAX
 
 
 cdef inline int64_t sleep_limit(int64_t now, int64_t deadline) noexcept nogil:
@@ -32,14 +65,16 @@ cdef inline WaitResult result_of_sleep(int rc, int64_t until, int64_t deadline) 
 
 cdef bint spin_while_equal(uint32_t *word, uint32_t expected) noexcept nogil:
     """True if the word changed during a bounded spin."""
-    cdef int i
-    for i in range(SPIN_ITERATIONS):
+    cdef int i, limit = spin_limit()
+    for i in range(limit):
         if shm_load_u32(word) != expected:
+            spin_succeeded(i)
             return True
         shm_cpu_relax()
     for i in range(YIELD_ITERATIONS):
         sched_yield()
         if shm_load_u32(word) != expected:
+            spin_wasted()
             return True
     return False
 
@@ -58,6 +93,8 @@ cdef WaitResult wait_while_equal(uint32_t *word, uint32_t expected, uint32_t *sl
     shm_fence_seq_cst()
     if shm_load_u32(word) == expected:
         rc = shm_futex_wait(word, expected, until - now)
+        if rc == 0 and spin:
+            learn_from_sleep(shm_monotonic_ns() - now)
     shm_fetch_sub_u32(sleepers, 1)
     return result_of_sleep(rc, until, deadline)
 
