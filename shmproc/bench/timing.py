@@ -1,0 +1,60 @@
+"""Side-by-side timing: every candidate is measured in the same run, interleaved repeat by repeat.
+
+On a small shared machine the background load drifts over seconds; measuring candidate A for a minute
+and then B would fold that drift into the ratio. Interleaving (A, B, C, then B, C, A, ...) spreads it
+evenly, and the median of the repeats ignores the odd preempted one.
+"""
+import statistics
+import timeit
+
+
+def interleaved(measurements, repeat):
+    """Run each zero-argument callable in `measurements` (name -> seconds) `repeat` times, rotating
+    the order every round; return name -> list of seconds."""
+    names = list(measurements)
+    samples = {name: [] for name in names}
+    for round_index in range(repeat):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(measurements[name]())
+    return samples
+
+
+def medians(samples):
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def per_call(statement, namespace, number):
+    """A callable measuring one run of `statement` (a string, looped by timeit without a Python
+    call per iteration) in seconds per execution."""
+    timer = timeit.Timer(statement, globals=namespace)
+    return lambda: timer.timeit(number) / number
+
+
+def format_seconds(seconds):
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_ratio(numerator, denominator):
+    if numerator is None or denominator is None or denominator == 0:
+        return "-"
+    return f"{numerator / denominator:.2f}"
+
+
+def format_table(header, rows):
+    """A plain-text table, columns padded to their widest cell; first column left-aligned."""
+    cells = [list(map(str, header))] + [list(map(str, row)) for row in rows]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
+
+    def line(row):
+        first = row[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        return "  ".join([first] + rest).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(cells[0]), rule] + [line(row) for row in cells[1:]])
