@@ -1,0 +1,152 @@
+"""Start a child with os.fork(): shmproc's own, leaner than multiprocessing.popen_fork.
+
+Most of a fork's cost here is page faults: after fork() every page either process writes to is
+copied (or at least trapped) first, a few microseconds each on these VMs, and Python writes to
+every object it touches. So the path does as little as it can on both sides (docs/process.md):
+- no pipes: the child's sentinel is a pidfd (readable once the child has exited, usable with
+  multiprocessing.connection.wait and select), and the child's sentinel for its parent is this
+  process's own pidfd, opened once and inherited by every forked child;
+- no util.Finalize per child: the pidfd is closed by close() or when the Popen is collected;
+- the child's new process state is built once in the parent (process.ForkInheritance);
+- signals go through the pidfd, so terminate() can never hit a recycled pid.
+Where pidfds are missing (kernels before 5.3, some sandboxes) it falls back to multiprocessing's
+pipes.
+"""
+import os
+import select
+import signal
+import sys
+
+from shmproc import parent_death, process
+
+__all__ = ["Popen"]
+
+
+def _own_pidfd():
+    try:
+        return os.pidfd_open(os.getpid())
+    except (AttributeError, OSError):
+        return None
+
+
+# (pid, pidfd of that process): a forked child inherits the descriptor of its parent, so the pid
+# says whether the cached descriptor is ours.
+_self_pidfd = (os.getpid(), _own_pidfd())
+HAVE_PIDFD = _self_pidfd[1] is not None
+
+
+def _parent_sentinel_for_child():
+    global _self_pidfd
+    if _self_pidfd[0] != os.getpid():
+        _self_pidfd = (os.getpid(), _own_pidfd())
+    return _self_pidfd[1]
+
+
+class Popen:
+    method = "fork"
+    __slots__ = ("returncode", "pid", "sentinel", "_pipe_fds", "_owner_pid")
+
+    def __init__(self, process_obj):
+        self.returncode = None
+        self.sentinel = None
+        self._pipe_fds = ()
+        self._owner_pid = os.getpid()
+        # Buffered output not flushed before fork would be written twice, once by each process.
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (AttributeError, ValueError):
+            process.util._flush_std_streams()
+        process_obj._parent_death = parent_death.plan(self.method)
+        parent_sentinel = _parent_sentinel_for_child() if HAVE_PIDFD else None
+        if parent_sentinel is None:
+            self._launch_with_pipes(process_obj)
+            return
+        inherited = process.inheritance_for_fork(parent_sentinel)
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                code = process_obj._bootstrap(parent_sentinel, inherited)
+            finally:
+                os._exit(code)
+        # Our own unreaped child: its pid cannot have been recycled yet.
+        self.sentinel = os.pidfd_open(self.pid)
+
+    def _launch_with_pipes(self, process_obj):
+        parent_r, child_w = os.pipe()
+        child_r, parent_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                os.close(parent_r)
+                os.close(parent_w)
+                code = process_obj._bootstrap(child_r)
+            finally:
+                os._exit(code)
+        os.close(child_w)
+        os.close(child_r)
+        self.sentinel = parent_r
+        self._pipe_fds = (parent_w,)
+
+    def duplicate_for_child(self, fd):
+        return fd
+
+    def poll(self, flag=os.WNOHANG):
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, flag)
+            except OSError:
+                # Reaped elsewhere (SIGCHLD set to SIG_IGN, os.wait() in user code), or asked from
+                # a process that is not the parent: no status to report, as with multiprocessing.
+                return None
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        if self.returncode is None:
+            if timeout is not None:
+                poller = select.poll()
+                poller.register(self.sentinel, select.POLLIN)
+                if not poller.poll(max(0, int(timeout * 1000 + 0.999))):
+                    return None
+            return self.poll(os.WNOHANG if timeout == 0.0 else 0)
+        return self.returncode
+
+    def _send_signal(self, sig):
+        if self.returncode is not None:
+            return
+        try:
+            if self._pipe_fds:
+                os.kill(self.pid, sig)
+            else:
+                signal.pidfd_send_signal(self.sentinel, sig)
+        except ProcessLookupError:
+            pass
+        except OSError:
+            if self.wait(timeout=0.1) is None:
+                raise
+
+    def terminate(self):
+        self._send_signal(signal.SIGTERM)
+
+    def kill(self):
+        self._send_signal(signal.SIGKILL)
+
+    def close(self):
+        fds, self._pipe_fds = (self.sentinel, *self._pipe_fds), ()
+        self.sentinel = None
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
+
+    def __del__(self):
+        # A forked child holds copies of its siblings' Popen objects: their descriptors are the
+        # parent's business, and closing them by number later could hit a reused descriptor.
+        if self._owner_pid == os.getpid() and self.sentinel is not None:
+            try:
+                self.close()
+            except OSError:
+                pass

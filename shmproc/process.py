@@ -1,0 +1,280 @@
+"""Process: a thread-like object that runs its target in a child process (issue 4).
+
+It is multiprocessing's BaseProcess with a leaner child-side bootstrap, a parent-death signal, and
+errors that do not depend on ``assert`` (so they survive ``python -O``). Subclassing the standard
+library's class keeps everything that reads multiprocessing's process table consistent:
+``multiprocessing.current_process()``, ``parent_process()``, ``active_children()``, process names,
+the authkey, and multiprocessing.util's finalizers and at-exit join of non-daemonic children.
+"""
+import itertools
+import os
+import sys
+import threading
+from multiprocessing import process as _mp_process
+from multiprocessing import util
+from multiprocessing.process import (
+    AuthenticationString,
+    active_children,
+    current_process,
+    parent_process,
+)
+
+from shmproc import parent_death
+
+__all__ = [
+    "BaseProcess",
+    "ForkProcess",
+    "ForkServerProcess",
+    "Process",
+    "ProcessStateError",
+    "SpawnProcess",
+    "active_children",
+    "current_process",
+    "parent_process",
+]
+
+
+class ProcessStateError(RuntimeError, AssertionError):
+    """A Process method called in a state that does not allow it (started twice, joined before
+    start...). multiprocessing raises AssertionError here (and nothing at all under ``python -O``);
+    this is also an AssertionError, so code written for multiprocessing still catches it."""
+
+
+class BaseProcess(_mp_process.BaseProcess):
+    # How the child learns of its parent's death; set by the Popen in the parent just before start.
+    _parent_death = None
+
+    def __init__(self, group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None):
+        # multiprocessing's, without the registration in its debugging WeakSet ``_dangling``
+        # (only CPython's own test suite reads it; the weak reference and its callback at
+        # collection are a noticeable share of a fork's cost, see docs/process.md).
+        if group is not None:
+            raise ValueError("group argument must be None for now")
+        current = _mp_process._current_process
+        self._identity = current._identity + (next(_mp_process._process_counter),)
+        self._config = current._config.copy()
+        self._parent_pid = os.getpid()
+        self._parent_name = current._name
+        self._popen = None
+        self._closed = False
+        self._target = target
+        self._args = tuple(args)
+        self._kwargs = dict(kwargs)
+        self._name = name or f"{type(self).__name__}-{':'.join(map(str, self._identity))}"
+        if daemon is not None:
+            self.daemon = daemon
+
+    def start(self):
+        """Start the child process."""
+        # multiprocessing's, with checks that do not vanish under ``python -O``.
+        self._check_closed()
+        if self._popen is not None:
+            raise ProcessStateError("cannot start a process twice")
+        if self._parent_pid != os.getpid():
+            raise ProcessStateError("can only start a process object created by current process")
+        if _mp_process._current_process._config.get("daemon"):
+            raise ProcessStateError("daemonic processes are not allowed to have children")
+        _mp_process._cleanup()
+        self._popen = self._Popen(self)
+        self._sentinel = self._popen.sentinel
+        # As multiprocessing does: no reference cycle through a target that refers to its process.
+        del self._target, self._args, self._kwargs
+        _mp_process._children.add(self)
+
+    def join(self, timeout=None):
+        """Wait until the child process ends, or until ``timeout`` seconds have passed."""
+        self._check_closed()
+        if timeout is not None and timeout < 0:
+            # multiprocessing treats a negative timeout as 0; a negative wait is a caller's bug.
+            raise ValueError(f"timeout must be a non-negative number or None, not {timeout!r}")
+        if self._parent_pid != os.getpid():
+            raise ProcessStateError("can only join a child process")
+        if self._popen is None:
+            raise ProcessStateError("can only join a started process")
+        if self._popen.wait(timeout) is not None:
+            _mp_process._children.discard(self)
+
+    def _bootstrap(self, parent_sentinel=None, inherited=None):
+        # multiprocessing.process.BaseProcess._bootstrap, leaner, plus the parent-death signal.
+        # Runs in the child. After fork, each page the child writes to is first copied (a few
+        # microseconds each here), and touching an object writes to it (its reference count): so
+        # steps with nothing to do are skipped, and under fork the parent hands over ready-made
+        # objects (``inherited``, see ForkInheritance) instead of the child building them.
+        global_state = _mp_process
+        try:
+            if self._parent_death is not None or parent_death._parent_death_signal is not None:
+                parent_death.arm(self, self._parent_death, parent_sentinel)
+            if inherited is None:
+                inherited = ForkInheritance(parent_sentinel)
+            if self._start_method is not None and inherited.start_method != self._start_method:
+                _contexts.force_start_method(self._start_method)
+            global_state._process_counter = inherited.process_counter
+            global_state._children = inherited.children
+            if sys.stdin is not None and sys.stdin is not inherited.stdin is not None:
+                # multiprocessing also closes the old sys.stdin; that costs a tenth of a fork.
+                sys.stdin = inherited.stdin
+            old_process = global_state._current_process
+            global_state._current_process = self
+            global_state._parent_process = inherited.parent
+            if threading._HAVE_THREAD_NATIVE_ID:
+                threading._main_thread._native_id = threading.get_native_id()
+            try:
+                self._after_fork()
+            finally:
+                # The old process object is finalized only after the after-fork hooks have run.
+                del old_process
+            if util._logger:
+                util.info("child process calling self.run()")
+            try:
+                self.run()
+                exitcode = 0
+            finally:
+                if util._finalizer_registry or global_state._children or util._logger:
+                    util._exit_function()
+        except SystemExit as exc:
+            exitcode = _exit_status(exc.code)
+        except:  # noqa: E722 - like multiprocessing, anything escaping run() is reported
+            exitcode = 1
+            import traceback
+            sys.stderr.write(f"Process {self.name}:\n")
+            traceback.print_exc()
+        finally:
+            if threading._shutdown_locks or threading._threading_atexits:
+                threading._shutdown()
+            if util._logger:
+                util.info(f"process exiting with exitcode {exitcode}")
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except (AttributeError, ValueError):
+                util._flush_std_streams()
+        return exitcode
+
+    @staticmethod
+    def _after_fork():
+        # multiprocessing's, skipping the registries that are empty.
+        if util._finalizer_registry:
+            util._finalizer_registry.clear()
+        if util._afterfork_registry.data:
+            util._run_after_forkers()
+
+
+def _exit_status(code):
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    sys.stderr.write(str(code) + "\n")
+    return 1
+
+
+class ForkInheritance:
+    """The fresh per-process state a new child installs in multiprocessing.process: its parent's
+    process object, an empty children set, a process counter at 1, and a stdin reading /dev/null.
+
+    The fork path builds one in the parent and reuses it for every child until the parent's name
+    changes: the parent never uses these objects, so each forked child finds them pristine in its
+    copy of memory and only has to install them. (Building a /dev/null stream alone costs a
+    quarter of a fork.) The other start methods build one in the child."""
+
+    __slots__ = ("pid", "name", "sentinel", "parent", "process_counter", "children", "stdin",
+                 "start_method")
+
+    def __init__(self, sentinel):
+        me = _mp_process._current_process
+        # The start method the child's default context already has (None: to be forced).
+        self.start_method = None
+        self.pid = os.getpid()
+        self.name = me.name
+        self.sentinel = sentinel
+        self.parent = _mp_process._ParentProcess(me._name, self.pid, sentinel)
+        self.process_counter = itertools.count(1)
+        self.children = set()
+        try:
+            self.stdin = open(os.devnull, encoding="utf-8")
+        except OSError:
+            self.stdin = None
+
+    def __del__(self):
+        if self.stdin is not None and self.pid == os.getpid():
+            self.stdin.close()
+
+
+_fork_inheritance = None
+
+
+def inheritance_for_fork(sentinel):
+    """The ForkInheritance for the next forked child of this process."""
+    global _fork_inheritance
+    inherited = _fork_inheritance
+    if (inherited is None or inherited.pid != os.getpid() or inherited.sentinel != sentinel
+            or inherited.name != _mp_process._current_process._name or inherited.children):
+        inherited = _fork_inheritance = ForkInheritance(sentinel)
+    inherited.start_method = _contexts.actual_start_method()
+    return inherited
+
+
+class _Contexts:
+    """The contexts module, as seen from here: it imports this one, so it registers itself."""
+    force_start_method = None
+    actual_start_method = None
+
+
+_contexts = _Contexts()
+
+
+#
+# One Process class per start method, and the default one that follows set_start_method().
+#
+
+class ForkProcess(BaseProcess):
+    _start_method = "fork"
+
+    @staticmethod
+    def _Popen(process_obj):
+        from shmproc.popen_fork import Popen
+        return Popen(process_obj)
+
+
+class SpawnProcess(BaseProcess):
+    _start_method = "spawn"
+
+    @staticmethod
+    def _Popen(process_obj):
+        from shmproc.popen_spawn_posix import Popen
+        return Popen(process_obj)
+
+    @staticmethod
+    def _after_fork():
+        # A fresh interpreter: no inherited finalizers or after-fork hooks to run.
+        pass
+
+
+class ForkServerProcess(BaseProcess):
+    _start_method = "forkserver"
+
+    @staticmethod
+    def _Popen(process_obj):
+        from shmproc.popen_forkserver import Popen
+        return Popen(process_obj)
+
+
+class Process(BaseProcess):
+    """Process(group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None)
+
+    Runs ``target(*args, **kwargs)`` (or an overridden ``run()``) in a child process started with
+    the current default start method (``shmproc.set_start_method``)."""
+    _start_method = None
+
+    @staticmethod
+    def _Popen(process_obj):
+        from shmproc.context import _default_context
+        actual = _default_context.get_context()
+        # The child forces its own default start method to this one (under spawn it would
+        # otherwise start again from the platform's default).
+        process_obj._start_method = actual._name
+        return actual.Process._Popen(process_obj)
+
+    def _after_fork(self):
+        if self._start_method != "spawn":
+            BaseProcess._after_fork()
