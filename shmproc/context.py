@@ -23,7 +23,7 @@ from multiprocessing.context import (
     set_spawning_popen,
 )
 
-from shmproc import parent_death, process
+from shmproc import parent_death
 from shmproc.process import ForkProcess, ForkServerProcess, Process, SpawnProcess
 
 __all__ = [
@@ -219,12 +219,3 @@ def _force_start_method(method):
     """In a child: start its own children the way it was started, whatever its default."""
     _default_context._actual_context = _concrete_contexts[method]
 
-
-def _actual_start_method():
-    """The default context's start method if set, else None (the child must be told)."""
-    actual = _default_context._actual_context
-    return None if actual is None else actual._name
-
-
-process._contexts.force_start_method = _force_start_method
-process._contexts.actual_start_method = _actual_start_method

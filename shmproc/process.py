@@ -105,9 +105,9 @@ class BaseProcess(_mp_process.BaseProcess):
             if self._parent_death is not None or parent_death._parent_death_signal is not None:
                 parent_death.arm(self, self._parent_death, parent_sentinel)
             if inherited is None:
-                inherited = ForkInheritance(parent_sentinel)
+                inherited = ForkInheritance(self._parent_name, self._parent_pid, parent_sentinel)
             if self._start_method is not None and inherited.start_method != self._start_method:
-                _contexts.force_start_method(self._start_method)
+                _force_start_method(self._start_method)
             global_state._process_counter = inherited.process_counter
             global_state._children = inherited.children
             if sys.stdin is not None and sys.stdin is not inherited.stdin is not None:
@@ -180,14 +180,13 @@ class ForkInheritance:
     __slots__ = ("pid", "name", "sentinel", "parent", "process_counter", "children", "stdin",
                  "start_method")
 
-    def __init__(self, sentinel):
-        me = _mp_process._current_process
+    def __init__(self, parent_name, parent_pid, sentinel):
         # The start method the child's default context already has (None: to be forced).
         self.start_method = None
         self.pid = os.getpid()
-        self.name = me.name
+        self.name = parent_name
         self.sentinel = sentinel
-        self.parent = _mp_process._ParentProcess(me._name, self.pid, sentinel)
+        self.parent = _mp_process._ParentProcess(parent_name, parent_pid, sentinel)
         self.process_counter = itertools.count(1)
         self.children = set()
         try:
@@ -196,7 +195,8 @@ class ForkInheritance:
             self.stdin = None
 
     def __del__(self):
-        if self.stdin is not None and self.pid == os.getpid():
+        # Only the process that opened the stream closes it, and never while it is sys.stdin.
+        if self.stdin is not None and self.pid == os.getpid() and self.stdin is not sys.stdin:
             self.stdin.close()
 
 
@@ -209,18 +209,23 @@ def inheritance_for_fork(sentinel):
     inherited = _fork_inheritance
     if (inherited is None or inherited.pid != os.getpid() or inherited.sentinel != sentinel
             or inherited.name != _mp_process._current_process._name or inherited.children):
-        inherited = _fork_inheritance = ForkInheritance(sentinel)
-    inherited.start_method = _contexts.actual_start_method()
+        inherited = _fork_inheritance = ForkInheritance(
+            _mp_process._current_process._name, os.getpid(), sentinel)
+    inherited.start_method = _actual_start_method()
     return inherited
 
 
-class _Contexts:
-    """The contexts module, as seen from here: it imports this one, so it registers itself."""
-    force_start_method = None
-    actual_start_method = None
+def _actual_start_method():
+    """The start method of shmproc's default context if set, else None."""
+    context = sys.modules.get("shmproc.context")   # not imported: nothing set
+    if context is None or context._default_context._actual_context is None:
+        return None
+    return context._default_context._actual_context._name
 
 
-_contexts = _Contexts()
+def _force_start_method(method):
+    from shmproc import context
+    context._force_start_method(method)
 
 
 #

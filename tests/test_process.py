@@ -1,0 +1,511 @@
+"""shmproc.process: the Process API, under every start method, with real processes."""
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+import support_process as support
+from shmproc import context, parent_death, process
+from shmproc.process import ProcessStateError
+
+METHODS = ("fork", "spawn", "forkserver")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(params=METHODS)
+def ctx(request):
+    return context._default_context.get_context(request.param)
+
+
+@pytest.fixture(params=("fork", "spawn"))
+def ctx_fork_spawn(request):
+    return context._default_context.get_context(request.param)
+
+
+def run(ctx, target, *args, timeout=30, **kwargs):
+    p = ctx.Process(target=target, args=args, kwargs=kwargs)
+    p.start()
+    p.join(timeout)
+    assert p.exitcode is not None, f"{p} did not end within {timeout} s"
+    return p
+
+
+def receive(ctx, target, *args, timeout=30):
+    """Run target(conn, *args) in a child and return what it sent."""
+    reader, writer = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=target, args=(writer, *args))
+    p.start()
+    writer.close()
+    try:
+        assert reader.poll(timeout), f"{p} sent nothing within {timeout} s"
+        return p, reader.recv()
+    finally:
+        p.join(timeout)
+        reader.close()
+
+
+class TestExitCodes:
+
+    def test_normal_return_is_zero(self, ctx):
+        assert run(ctx, support.do_nothing).exitcode == 0
+
+    @pytest.mark.parametrize("code, expected", [(0, 0), (3, 3), (None, 0), (255, 255)])
+    def test_sys_exit_code(self, ctx, code, expected):
+        assert run(ctx, support.exit_with, code).exitcode == expected
+
+    # A forkserver child writes to the stderr the fork server was started with (by whichever test
+    # came first), so what it prints is checked under fork and spawn only.
+
+    def test_sys_exit_message_goes_to_stderr_and_gives_one(self, ctx, capfd):
+        assert run(ctx, support.exit_with, "leaving now").exitcode == 1
+        if ctx.get_start_method() != "forkserver":
+            assert "leaving now" in capfd.readouterr().err
+
+    def test_exception_prints_traceback_and_gives_one(self, ctx, capfd):
+        p = run(ctx, support.raise_value_error)
+        assert p.exitcode == 1
+        if ctx.get_start_method() != "forkserver":
+            err = capfd.readouterr().err
+            assert f"Process {p.name}:" in err
+            assert "Traceback" in err and "ValueError: raised in the child on purpose" in err
+
+    def test_terminate_gives_minus_sigterm(self, ctx):
+        p = ctx.Process(target=support.sleep_for, args=(30,))
+        p.start()
+        p.terminate()
+        p.join(10)
+        assert p.exitcode == -signal.SIGTERM
+        assert "exitcode=-SIGTERM" in repr(p)
+
+    def test_kill_gives_minus_sigkill(self, ctx):
+        p = ctx.Process(target=support.sleep_for, args=(30,))
+        p.start()
+        p.kill()
+        p.join(10)
+        assert p.exitcode == -signal.SIGKILL
+
+    def test_terminate_after_exit_is_harmless(self, ctx):
+        p = run(ctx, support.do_nothing)
+        p.terminate()
+        p.kill()
+        assert p.exitcode == 0
+
+    def test_child_waits_for_its_non_daemonic_threads(self, ctx_fork_spawn):
+        started = time.monotonic()
+        p = run(ctx_fork_spawn, support.sleep_in_thread_then_exit, 0.3)
+        assert p.exitcode == 0
+        assert time.monotonic() - started >= 0.3
+
+
+class TestAttributes:
+
+    def test_identity_seen_from_both_sides(self, ctx):
+        p, seen = receive(ctx, support.report_identity)
+        assert p.exitcode == 0
+        assert seen["pid"] == p.pid == p.ident
+        assert seen["ppid"] == os.getpid() or ctx.get_start_method() == "forkserver"
+        assert seen["name"] == p.name
+        assert seen["ident"] == p.pid
+        assert seen["authkey"] == bytes(p.authkey) == bytes(multiprocessing.current_process().authkey)
+        assert seen["parent_name"] == multiprocessing.current_process().name
+        assert seen["parent_pid"] == os.getpid()
+        assert seen["parent_alive"] is True
+        assert seen["children"] == 0
+        assert seen["stdin_closed_or_devnull"]
+
+    def test_names_and_repr(self, ctx):
+        p = ctx.Process(target=support.do_nothing)
+        assert p.name.startswith(type(p).__name__ + "-")
+        assert "initial" in repr(p)
+        named = ctx.Process(target=support.do_nothing, name="worker")
+        assert named.name == "worker"
+        named.name = "renamed"
+        assert named.name == "renamed"
+        named.start()
+        named.join(10)
+        assert "stopped" in repr(named) and "renamed" in repr(named)
+
+    def test_pid_and_exitcode_before_start(self, ctx):
+        p = ctx.Process(target=support.do_nothing)
+        assert p.pid is None and p.ident is None and p.exitcode is None
+        assert not p.is_alive()
+        with pytest.raises(ValueError, match="not started"):
+            p.sentinel
+
+    def test_daemon_flag(self, ctx):
+        p = ctx.Process(target=support.do_nothing, daemon=True)
+        assert p.daemon is True
+        p2 = ctx.Process(target=support.do_nothing)
+        assert p2.daemon is False
+        p2.daemon = True
+        assert p2.daemon
+        p2.start()
+        with pytest.raises(AssertionError):
+            p2.daemon = False
+        p2.join(10)
+
+    def test_daemon_seen_in_child(self, ctx):
+        reader, writer = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=support.report_identity, args=(writer,), daemon=True)
+        p.start()
+        writer.close()
+        assert reader.poll(30)
+        assert reader.recv()["daemon"] is True
+        p.join(10)
+
+    def test_sentinel_works_with_connection_wait(self, ctx):
+        p = ctx.Process(target=support.sleep_for, args=(0.3,))
+        p.start()
+        assert multiprocessing.connection.wait([p.sentinel], timeout=0) == []
+        assert multiprocessing.connection.wait([p.sentinel], timeout=10) == [p.sentinel]
+        p.join(10)
+        assert p.exitcode == 0
+
+    def test_is_alive(self, ctx):
+        p = ctx.Process(target=support.sleep_for, args=(30,))
+        p.start()
+        assert p.is_alive()
+        p.terminate()
+        p.join(10)
+        assert not p.is_alive()
+
+    def test_join_timeout_returns_while_running(self, ctx):
+        p = ctx.Process(target=support.sleep_for, args=(30,))
+        p.start()
+        started = time.monotonic()
+        p.join(0.2)
+        elapsed = time.monotonic() - started
+        assert p.exitcode is None and p.is_alive()
+        assert 0.15 <= elapsed < 10
+        p.join(0)
+        assert p.exitcode is None
+        p.kill()
+        p.join(10)
+
+    def test_active_children(self, ctx):
+        p = ctx.Process(target=support.sleep_for, args=(30,))
+        p.start()
+        assert p in multiprocessing.active_children()
+        assert p in process.active_children()
+        p.terminate()
+        p.join(10)
+        assert p not in multiprocessing.active_children()
+
+    def test_current_and_parent_process_in_parent(self):
+        assert process.current_process() is multiprocessing.current_process()
+        assert process.parent_process() is multiprocessing.parent_process()
+
+    def test_grandchild_names_restart(self, ctx_fork_spawn):
+        p, (name, exitcode) = receive(ctx_fork_spawn, support.start_grandchild_and_report, "fork")
+        assert exitcode == 0
+        assert name == f"ForkProcess-{':'.join(map(str, p._identity))}:1"
+
+    def test_close_releases_the_sentinel(self, ctx):
+        p = run(ctx, support.do_nothing)
+        sentinel = p.sentinel
+        p.close()
+        with pytest.raises(ValueError):
+            p.sentinel
+        with pytest.raises(ValueError):
+            p.is_alive()
+        p.close()   # twice is fine
+        if ctx.get_start_method() == "fork":
+            with pytest.raises(OSError):
+                os.fstat(sentinel)
+
+
+class Doubler(process.ForkProcess):
+    def __init__(self, conn, value):
+        super().__init__()
+        self.conn = conn
+        self.value = value
+
+    def run(self):
+        self.conn.send(self.value * 2)
+        self.conn.close()
+
+
+class SpawnDoubler(process.SpawnProcess):
+    run = Doubler.run
+
+    def __init__(self, conn, value):
+        super().__init__()
+        self.conn = conn
+        self.value = value
+
+
+class TestTargets:
+
+    def test_args_and_kwargs(self, ctx):
+        _, (args, kwargs) = receive(ctx, support.send_args, 1, "two", [3])
+        assert args == (1, "two", [3]) and kwargs == {}
+        reader, writer = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=support.send_args, args=(writer, 5), kwargs={"key": {"nested": 1}})
+        p.start()
+        writer.close()
+        assert reader.poll(30)
+        assert reader.recv() == ((5,), {"key": {"nested": 1}})
+        p.join(10)
+
+    @pytest.mark.parametrize("cls", [Doubler, SpawnDoubler])
+    def test_subclass_overriding_run(self, cls):
+        reader, writer = multiprocessing.Pipe(duplex=False)
+        p = cls(writer, 21)
+        p.start()
+        writer.close()
+        assert reader.poll(30)
+        assert reader.recv() == 42
+        p.join(10)
+        assert p.exitcode == 0
+
+    def test_no_target_runs_nothing(self, ctx):
+        assert run(ctx, None).exitcode == 0
+
+    def test_target_closure_under_fork(self):
+        box = []
+
+        def closure():
+            box.append(1)   # in the child's copy of memory
+            sys.exit(7 if box else 0)
+
+        assert run(context._default_context.get_context("fork"), closure).exitcode == 7
+        assert box == []
+
+
+class TestBadInput:
+
+    def test_start_twice(self, ctx):
+        p = ctx.Process(target=support.do_nothing)
+        p.start()
+        with pytest.raises(ProcessStateError, match="twice"):
+            p.start()
+        # Code written for multiprocessing catches AssertionError; code written like threading
+        # catches RuntimeError: both work.
+        with pytest.raises(AssertionError):
+            p.start()
+        with pytest.raises(RuntimeError):
+            p.start()
+        p.join(10)
+
+    def test_join_before_start(self, ctx):
+        with pytest.raises(ProcessStateError, match="started process"):
+            ctx.Process(target=support.do_nothing).join()
+
+    def test_negative_join_timeout(self, ctx):
+        p = ctx.Process(target=support.sleep_for, args=(30,))
+        p.start()
+        try:
+            with pytest.raises(ValueError, match="non-negative"):
+                p.join(-1)
+            assert p.is_alive()
+        finally:
+            p.kill()
+            p.join(10)
+
+    def test_close_while_running(self, ctx):
+        p = ctx.Process(target=support.sleep_for, args=(30,))
+        p.start()
+        try:
+            with pytest.raises(ValueError, match="still running"):
+                p.close()
+        finally:
+            p.kill()
+            p.join(10)
+        p.close()
+
+    def test_start_after_close(self, ctx):
+        p = ctx.Process(target=support.do_nothing)
+        p.close()
+        with pytest.raises(ValueError, match="closed"):
+            p.start()
+
+    def test_group_must_be_none(self, ctx):
+        with pytest.raises(ValueError, match="group"):
+            ctx.Process(group="workers", target=support.do_nothing)
+
+    @pytest.mark.parametrize("method", ["spawn", "forkserver"])
+    def test_unpicklable_target_fails_in_start(self, method):
+        ctx = context._default_context.get_context(method)
+        before = set(multiprocessing.active_children())
+        p = ctx.Process(target=lambda: None, name="unpicklable")
+        with pytest.raises(pickle.PicklingError, match="'unpicklable'.*must be picklable") as info:
+            p.start()
+        assert info.value.__cause__ is not None
+        assert p.pid is None
+        assert set(multiprocessing.active_children()) == before
+
+    def test_unpicklable_argument_fails_in_start(self):
+        ctx = context._default_context.get_context("spawn")
+        p = ctx.Process(target=support.send_args, args=(threading.Lock(),))
+        with pytest.raises(pickle.PicklingError, match="must be picklable"):
+            p.start()
+        assert p.pid is None
+
+    def test_join_from_another_process_is_refused(self):
+        p = process.ForkProcess(target=support.do_nothing)
+        p.start()
+        p.join(10)
+        p._parent_pid = -1
+        with pytest.raises(ProcessStateError, match="child process"):
+            p.join()
+        p._parent_pid = os.getpid()
+
+
+class TestSharedObjects:
+    """shmproc's objects handed to a shmproc child as arguments, under every start method."""
+
+    def test_synchronization_primitives(self, ctx):
+        lock, event, done = ctx.Lock(), ctx.Event(), ctx.Event()
+        semaphore = ctx.Semaphore(1)
+        p = ctx.Process(target=support.use_primitives, args=(lock, event, semaphore, done))
+        p.start()
+        event.set()
+        assert done.wait(30)
+        p.join(10)
+        assert p.exitcode == 0
+
+    def test_value_and_array(self, ctx):
+        value = ctx.Value("i", 41)
+        array = ctx.Array("d", [1.0, 2.0, 3.0])
+        p = run(ctx, support.bump_shared, value, array)
+        assert p.exitcode == 0
+        assert value.value == 42
+        assert list(array) == [-1.0, -2.0, -3.0]
+
+
+class TestLogging:
+
+    def test_get_logger_is_multiprocessings(self):
+        assert context._default_context.get_logger() is multiprocessing.get_logger()
+        assert context._default_context.get_logger().name == "multiprocessing"
+
+    def test_log_to_stderr_shows_child_messages(self, ctx_fork_spawn, capfd):
+        logger = context._default_context.log_to_stderr(logging.INFO)
+        handler = logger.handlers[-1]
+        try:
+            assert logger.level == logging.INFO
+            p = run(ctx_fork_spawn, support.log_something)
+            assert p.exitcode == 0
+            err = capfd.readouterr().err
+            assert f"[INFO/{p.name}] hello from the child" in err
+            assert f"[INFO/{p.name}] child process calling self.run()" in err
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+            multiprocessing.util._log_to_stderr = False
+
+
+def _gone(pid, timeout):
+    """True once pid is no longer a running process (a zombie waiting for init counts as gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _start_script(*args):
+    return subprocess.Popen([sys.executable, os.path.join(HERE, "support_lifetime.py"), *args],
+                            stdout=subprocess.PIPE, text=True, cwd=HERE)
+
+
+class TestLifetime:
+
+    @pytest.mark.parametrize("method", METHODS)
+    @pytest.mark.parametrize("options", [(), ("thread",)])
+    def test_children_die_with_a_killed_parent(self, method, options):
+        parent = _start_script("parent-death", method, *options)
+        try:
+            child_pid = int(parent.stdout.readline())
+            assert psutil.pid_exists(child_pid)
+            parent.kill()
+            parent.wait(10)
+            assert _gone(child_pid, 2), "the child outlived its SIGKILLed parent"
+        finally:
+            parent.kill()
+            parent.wait(10)
+            parent.stdout.close()
+
+    def test_opting_out_keeps_children_alive(self):
+        parent = _start_script("parent-death", "fork", "opt-out")
+        try:
+            child_pid = int(parent.stdout.readline())
+            parent.kill()
+            parent.wait(10)
+            assert not _gone(child_pid, 1.5), "the child died although its parent opted out"
+        finally:
+            parent.kill()
+            parent.wait(10)
+            parent.stdout.close()
+            try:
+                os.kill(child_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    @pytest.mark.parametrize("method", ("fork", "spawn"))
+    def test_exit_terminates_daemons_and_joins_the_others(self, method, tmp_path):
+        marker = tmp_path / "marker"
+        parent = _start_script("at-exit", method, str(marker))
+        try:
+            out, _ = parent.communicate(timeout=30)
+        finally:
+            parent.kill()
+        daemonic_pid, joined_pid = map(int, out.split())
+        assert parent.returncode == 0
+        assert marker.read_text() == "joined", "the non-daemonic child was not joined"
+        assert _gone(daemonic_pid, 2) and _gone(joined_pid, 2)
+
+    def test_parent_death_setting(self):
+        assert parent_death.get_parent_death_signal() == signal.SIGKILL
+        try:
+            parent_death.set_parent_death_signal(signal.SIGTERM)
+            assert parent_death.get_parent_death_signal() is signal.SIGTERM
+            parent_death.set_parent_death_signal(None)
+            assert parent_death.get_parent_death_signal() is None
+            with pytest.raises(ValueError):
+                parent_death.set_parent_death_signal(12345)
+        finally:
+            parent_death.set_parent_death_signal(signal.SIGKILL)
+
+    def test_child_forked_from_a_finished_thread_survives_it(self):
+        # PR_SET_PDEATHSIG fires when the forking *thread* ends: a child started from a
+        # short-lived thread must not die with that thread.
+        p = process.ForkProcess(target=support.sleep_for, args=(1,))
+        starter = threading.Thread(target=p.start)
+        starter.start()
+        starter.join(10)
+        time.sleep(0.3)
+        assert p.is_alive()
+        p.join(10)
+        assert p.exitcode == 0
+
+
+class TestSetExecutable:
+
+    def test_spawn_uses_the_executable_set(self, tmp_path):
+        from multiprocessing import spawn
+        marker = tmp_path / "used"
+        wrapper = tmp_path / "python-wrapper"
+        wrapper.write_text(f'#!/bin/sh\necho used > "{marker}"\nexec "{sys.executable}" "$@"\n')
+        wrapper.chmod(0o755)
+        ctx = context._default_context.get_context("spawn")
+        previous = spawn.get_executable()
+        ctx.set_executable(str(wrapper))
+        try:
+            assert run(ctx, support.do_nothing).exitcode == 0
+        finally:
+            ctx.set_executable(previous)
+        assert marker.read_text().strip() == "used"
