@@ -1,0 +1,1 @@
+"""shmproc's asv benchmarks: one module per shmproc module measured, plus PEP 371's tables."""

@@ -1,0 +1,98 @@
+"""shmproc.synchronize's primitives against multiprocessing's (and threading's, in one process):
+lock acquire+release, a shared counter, a barrier round between processes."""
+from shmproc.bench.primitives import barrier_round
+from shmproc.bench.timing import per_call
+
+from .common import FORK, LIBRARIES, factories, implementation, side_by_side_ratio
+
+CALLS = 1000
+
+
+class LockAcquireRelease:
+    params = [list(LIBRARIES) + ["threading"]]
+    param_names = ["library"]
+
+    def setup(self, library):
+        self.lock = implementation(library, "Lock")()
+
+    def time_acquire_release_1000(self, library):
+        acquire, release = self.lock.acquire, self.lock.release
+        for _ in range(CALLS):
+            acquire()
+            release()
+
+    def time_with_1000(self, library):
+        lock = self.lock
+        for _ in range(CALLS):
+            with lock:
+                pass
+
+
+def _increment(counter, times):
+    for _ in range(times):
+        with counter.get_lock():
+            counter.value += 1
+
+
+class SharedCounter:
+    """A synchronized Value('i') incremented under its own lock, as multiprocessing's docs show."""
+    params = [list(LIBRARIES)]
+    param_names = ["library"]
+    number = 1
+    repeat = (3, 10, 20.0)
+    warmup_time = 0
+
+    def setup(self, library):
+        self.counter = implementation(library, "Value")("i", 0)
+
+    def time_increment_1000(self, library):
+        _increment(self.counter, CALLS)
+
+    def time_increment_2_processes_x_5000(self, library):
+        workers = [FORK.Process(target=_increment, args=(self.counter, 5000)) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        if any(worker.exitcode != 0 for worker in workers):
+            raise RuntimeError("a counting process failed or hung")
+
+
+PLACEMENTS = {
+    "2 processes on 2 cores": (2, "apart"),
+    "2 processes on 1 core": (2, "together"),
+    "3 processes on 2 cores": (3, "apart"),
+}
+
+
+class BarrierRound:
+    """Seconds per round of processes meeting at a Barrier (pinned to CPUs, see
+    shmproc.bench.primitives)."""
+    params = [list(LIBRARIES), list(PLACEMENTS)]
+    param_names = ["library", "placement"]
+    unit = "seconds"
+    timeout = 120
+
+    def setup(self, library, placement):
+        implementation(library, "Barrier")
+
+    def track_round(self, library, placement):
+        parties, layout = PLACEMENTS[placement]
+        return barrier_round(factories(library), parties, 500, layout)
+
+
+class ShmprocOverMultiprocessing:
+    """shmproc's time over multiprocessing's, both measured in one process, interleaved."""
+    unit = "ratio"
+    timeout = 120
+
+    def track_lock_acquire_release(self):
+        timers = [per_call("acquire(); release()",
+                           {"acquire": lock.acquire, "release": lock.release}, 100_000)
+                  for lock in (implementation("shmproc", "Lock")(), implementation("multiprocessing", "Lock")())]
+        return side_by_side_ratio(*timers)
+
+    def track_barrier_round_2_processes_on_2_cores(self):
+        implementation("shmproc", "Barrier")
+        return side_by_side_ratio(*[lambda library=library: barrier_round(factories(library), 2, 500, "apart")
+                                    for library in LIBRARIES])
