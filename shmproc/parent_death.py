@@ -1,19 +1,24 @@
 """What a child does when its parent is killed: by default it is killed too (issue 4).
 
 multiprocessing leaves the children of a SIGKILLed parent running forever. shmproc arms, in every
-child it starts, a signal the child receives when its parent dies:
+child it starts, a signal the child receives when its parent dies, in one of two ways:
 
-- ``prctl(PR_SET_PDEATHSIG)`` when the operating-system parent is the parent process itself and the
-  thread that started the child is its main thread. The kernel sends the signal when the *thread*
-  that forked exits, not the process; a Python main thread only ends together with its process, so
-  this is exact, and it costs one system call.
-- otherwise (started from another thread, whose end must not kill the child; or through the
-  forkserver, which is the child's parent at the operating-system level) a daemon thread in the child
-  waits on a descriptor of the parent (a pidfd, or the parent's sentinel where there is no pidfd)
-  and signals the child when it becomes readable.
+- "prctl": ``prctl(PR_SET_PDEATHSIG)``, set by the kernel, exact and free once set. Used for a
+  forked child when the thread that starts it is the main thread: the kernel sends the signal when
+  the *thread* that forked ends, not the process, and a Python main thread only ends with its
+  process. The call is made through ctypes, prepared in the parent so that a forked child finds it
+  ready (or through the compiled core, if it provides ``set_parent_death_signal``: then spawned
+  children use it too).
+- "watch": a thread in the child, started with ``_thread`` (invisible to threading.enumerate(),
+  and nothing to join), sleeps in poll() on a pidfd of the parent and signals the child when the
+  parent has ended. Used when the child was started from another thread (whose end must not kill
+  the child), through the fork server (the child's parent at the operating-system level), and
+  under spawn without the core's function (importing ctypes would cost a spawned child more than
+  the thread). It needs the interpreter to take the GIL back within the switch interval, which it
+  does unless the main thread sits in C code that holds the GIL.
 
-``set_parent_death_signal(None)`` opts out, for the processes started afterwards by this process and,
-through them, by their descendants.
+``set_parent_death_signal(None)`` opts out, for the processes started afterwards by this process
+and, through them, by their descendants (a child inherits its parent's setting).
 """
 import os
 import signal
@@ -21,7 +26,7 @@ import threading
 
 __all__ = ["get_parent_death_signal", "set_parent_death_signal"]
 
-# What the child of this process receives when this process dies; None: nothing.
+# What the children of this process receive when this process dies; None: nothing.
 _parent_death_signal = signal.SIGKILL
 
 _PR_SET_PDEATHSIG = 1
@@ -45,7 +50,7 @@ def get_parent_death_signal():
 
 
 def plan(start_method):
-    """How a child about to be started will learn of its parent's death: (signal, mode).
+    """How a child about to be started will learn of its parent's death: (signal, mode), or None.
 
     Runs in the parent, in the thread that starts the child; the result travels with the process
     object (pickled under spawn and forkserver) and is carried out by arm() in the child.
@@ -53,9 +58,11 @@ def plan(start_method):
     signum = _parent_death_signal
     if signum is None:
         return None
-    if start_method != "forkserver" and _in_main_thread():
-        # Built before fork, so that a forked child finds the call ready.
-        return _prctl_call(signum)[0]
+    if start_method == "fork" and _in_main_thread():
+        # Prepared before fork, so that a forked child finds the call ready.
+        return _prepared_prctl(signum)[0]
+    if start_method == "spawn" and _core_prctl() is not None and _in_main_thread():
+        return (signum, "prctl")
     return (signum, "watch")
 
 
@@ -69,31 +76,56 @@ def arm(process, plan, parent_sentinel):
     if _parent_death_signal is not signum:
         # A child passes its parent's setting on to its own children.
         _parent_death_signal = signum
+    parent_pid = process._parent_pid
     if mode == "prctl":
-        _, prctl, arguments = _prctl_call(signum)
+        _, prctl, arguments = _prepared_prctl(signum)
         if prctl(*arguments) == 0:
             # The parent may have died before the prctl call: then we are already orphaned
             # (reparented to init or a subreaper) and no signal will ever come.
-            if os.getppid() != process._parent_pid:
+            if os.getppid() != parent_pid:
                 os.kill(os.getpid(), signum)
             return
-    _start_watcher(signum, _parent_descriptor(process._parent_pid, parent_sentinel))
+    descriptor = _parent_descriptor(parent_pid, parent_sentinel)
+    if descriptor is None:
+        os.kill(os.getpid(), signum)
+    else:
+        import _thread
+        _thread.start_new_thread(_watch, (descriptor, signum))
 
 
-# (plan, prctl function, its arguments) for the signal last asked for: a forked child runs the
-# call ready-made, since each object it touches costs it a copied page (docs/process.md).
-_prepared_prctl = None
+def prepared_prctl(plan):
+    """(function, arguments) making the prctl call of a "prctl" plan; None for other plans."""
+    if plan[1] != "prctl":
+        return None
+    _, function, arguments = _prepared_prctl(plan[0])
+    return function, arguments
 
 
-def _prctl_call(signum):
-    global _prepared_prctl
-    prepared = _prepared_prctl
+# ((signal, "prctl"), function, arguments) for the signal last asked for: a forked child makes the
+# call ready-made, since each object it has to touch costs it a copied page (docs/process.md).
+_prepared = None
+
+
+def _prepared_prctl(signum):
+    global _prepared
+    prepared = _prepared
     if prepared is None or prepared[0][0] is not signum:
-        import ctypes
-        prctl = ctypes.CDLL(None).prctl
-        arguments = (ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signum))
-        prepared = _prepared_prctl = ((signum, "prctl"), prctl, arguments)
+        core_function = _core_prctl()
+        if core_function is not None:
+            prepared = ((signum, "prctl"), core_function, (int(signum),))
+        else:
+            import ctypes
+            prctl = ctypes.CDLL(None).prctl
+            arguments = (ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signum))
+            prepared = ((signum, "prctl"), prctl, arguments)
+        _prepared = prepared
     return prepared
+
+
+def _core_prctl():
+    """The compiled core's prctl(PR_SET_PDEATHSIG, signal) -> 0 on success, if it has one."""
+    from shmproc import _core
+    return getattr(_core, "set_parent_death_signal", None)
 
 
 # (pid, ident of that process's main thread): a child forked from another thread has that thread
@@ -110,13 +142,18 @@ def _in_main_thread():
 
 
 def _parent_descriptor(parent_pid, parent_sentinel):
-    """A descriptor that becomes readable when the parent dies."""
+    """A descriptor that becomes readable when the parent has ended; None if it already has."""
     try:
         pidfd = os.pidfd_open(parent_pid)
+    except ProcessLookupError:
+        return None
     except (AttributeError, OSError):
         return parent_sentinel
-    # The pid may belong to another process already if the parent died just now: the parent's own
-    # sentinel (which this child holds open) says whether it is still alive.
+    if os.getppid() == parent_pid:
+        # Our parent at the operating-system level cannot have been replaced under its pid.
+        return pidfd
+    # Started through the fork server: the pid may name another process already if the parent
+    # died just now. The parent's sentinel, which this child holds, tells.
     if parent_sentinel is not None and _readable(parent_sentinel, 0):
         os.close(pidfd)
         return None
@@ -130,17 +167,10 @@ def _readable(fd, timeout_ms):
     return bool(poller.poll(timeout_ms))
 
 
-def _start_watcher(signum, fd):
-    if fd is None:
-        os.kill(os.getpid(), signum)
+def _watch(descriptor, signum):
+    try:
+        while not _readable(descriptor, None):
+            pass
+    except (OSError, ValueError):
         return
-
-    def watch():
-        try:
-            while not _readable(fd, None):
-                pass
-        except OSError:
-            return
-        os.kill(os.getpid(), signum)
-
-    threading.Thread(target=watch, name="shmproc-parent-death-watcher", daemon=True).start()
+    os.kill(os.getpid(), signum)

@@ -36,6 +36,7 @@ HAVE_PIDFD = _self_pidfd[1] is not None
 
 
 def _parent_sentinel_for_child():
+    """This process's pidfd: readable once this process has ended, inherited by each child."""
     global _self_pidfd
     if _self_pidfd[0] != os.getpid():
         _self_pidfd = (os.getpid(), _own_pidfd())
@@ -57,17 +58,25 @@ class Popen:
             sys.stderr.flush()
         except (AttributeError, ValueError):
             process.util._flush_std_streams()
-        process_obj._parent_death = parent_death.plan(self.method)
-        parent_sentinel = _parent_sentinel_for_child() if HAVE_PIDFD else None
-        if parent_sentinel is None:
+        death = process_obj._parent_death = parent_death.plan(self.method)
+        inherited = process.inheritance_for_fork(_parent_sentinel_for_child) if HAVE_PIDFD else None
+        if inherited is None or inherited.sentinel is None:
             self._launch_with_pipes(process_obj)
             return
-        inherited = process.inheritance_for_fork(parent_sentinel)
+        # The common case, prctl from the main thread, is armed here with what is at hand: the
+        # child has fewer objects to touch (each a copied page) than through parent_death.arm().
+        prctl = parent_death.prepared_prctl(death) if death is not None else None
+        parent_pid = self._owner_pid
         self.pid = os.fork()
         if self.pid == 0:
             code = 1
             try:
-                code = process_obj._bootstrap(parent_sentinel, inherited)
+                if prctl is None:
+                    parent_death.arm(process_obj, death, inherited.sentinel)
+                elif prctl[0](*prctl[1]) != 0 or os.getppid() != parent_pid:
+                    # Failed, or the parent died before the call (we are orphaned already).
+                    parent_death.arm(process_obj, death, inherited.sentinel)
+                code = process_obj._bootstrap(inherited.sentinel, inherited)
             finally:
                 os._exit(code)
         # Our own unreaped child: its pid cannot have been recycled yet.
@@ -82,7 +91,7 @@ class Popen:
             try:
                 os.close(parent_r)
                 os.close(parent_w)
-                code = process_obj._bootstrap(child_r)
+                code = process_obj._bootstrap(child_r)   # arms the parent-death signal too
             finally:
                 os._exit(code)
         os.close(child_w)
@@ -136,16 +145,18 @@ class Popen:
         self._send_signal(signal.SIGKILL)
 
     def close(self):
-        fds, self._pipe_fds = (self.sentinel, *self._pipe_fds), ()
-        self.sentinel = None
-        for fd in fds:
-            if fd is not None:
+        sentinel, self.sentinel = self.sentinel, None
+        if sentinel is not None:
+            os.close(sentinel)
+        if self._pipe_fds:
+            fds, self._pipe_fds = self._pipe_fds, ()
+            for fd in fds:
                 os.close(fd)
 
     def __del__(self):
         # A forked child holds copies of its siblings' Popen objects: their descriptors are the
         # parent's business, and closing them by number later could hit a reused descriptor.
-        if self._owner_pid == os.getpid() and self.sentinel is not None:
+        if self.sentinel is not None and self._owner_pid == os.getpid():
             try:
                 self.close()
             except OSError:

@@ -67,15 +67,18 @@ class BaseProcess(_mp_process.BaseProcess):
     def start(self):
         """Start the child process."""
         # multiprocessing's, with checks that do not vanish under ``python -O``.
-        self._check_closed()
+        if self._closed:
+            raise ValueError("process object is closed")
         if self._popen is not None:
             raise ProcessStateError("cannot start a process twice")
         if self._parent_pid != os.getpid():
             raise ProcessStateError("can only start a process object created by current process")
         if _mp_process._current_process._config.get("daemon"):
             raise ProcessStateError("daemonic processes are not allowed to have children")
-        _mp_process._cleanup()
         self._popen = self._Popen(self)
+        # Reaping the children that have ended is multiprocessing's chore of start(); done after
+        # the fork here, where the new child does it's first work in parallel.
+        _mp_process._cleanup()
         self._sentinel = self._popen.sentinel
         # As multiprocessing does: no reference cycle through a target that refers to its process.
         del self._target, self._args, self._kwargs
@@ -83,7 +86,8 @@ class BaseProcess(_mp_process.BaseProcess):
 
     def join(self, timeout=None):
         """Wait until the child process ends, or until ``timeout`` seconds have passed."""
-        self._check_closed()
+        if self._closed:
+            raise ValueError("process object is closed")
         if timeout is not None and timeout < 0:
             # multiprocessing treats a negative timeout as 0; a negative wait is a caller's bug.
             raise ValueError(f"timeout must be a non-negative number or None, not {timeout!r}")
@@ -102,27 +106,28 @@ class BaseProcess(_mp_process.BaseProcess):
         # objects (``inherited``, see ForkInheritance) instead of the child building them.
         global_state = _mp_process
         try:
-            if self._parent_death is not None or parent_death._parent_death_signal is not None:
-                parent_death.arm(self, self._parent_death, parent_sentinel)
             if inherited is None:
+                # Not the fork path, which arms the parent-death signal itself, right after fork.
+                parent_death.arm(self, self._parent_death, parent_sentinel)
                 inherited = ForkInheritance(self._parent_name, self._parent_pid, parent_sentinel)
             if self._start_method is not None and inherited.start_method != self._start_method:
                 _force_start_method(self._start_method)
+            # The replaced objects stay referenced from ``inherited``: freeing them in the child
+            # would write to their pages (and multiprocessing finalizes the old process object
+            # only after the after-fork hooks anyway; none of them has a finalizer).
+            inherited.previous_counter = global_state._process_counter
+            inherited.previous_children = global_state._children
             global_state._process_counter = inherited.process_counter
             global_state._children = inherited.children
             if sys.stdin is not None and sys.stdin is not inherited.stdin is not None:
                 # multiprocessing also closes the old sys.stdin; that costs a tenth of a fork.
                 sys.stdin = inherited.stdin
-            old_process = global_state._current_process
+            inherited.previous_process = global_state._current_process
             global_state._current_process = self
             global_state._parent_process = inherited.parent
             if threading._HAVE_THREAD_NATIVE_ID:
                 threading._main_thread._native_id = threading.get_native_id()
-            try:
-                self._after_fork()
-            finally:
-                # The old process object is finalized only after the after-fork hooks have run.
-                del old_process
+            self._after_fork()
             if util._logger:
                 util.info("child process calling self.run()")
             try:
@@ -178,11 +183,12 @@ class ForkInheritance:
     quarter of a fork.) The other start methods build one in the child."""
 
     __slots__ = ("pid", "name", "sentinel", "parent", "process_counter", "children", "stdin",
-                 "start_method")
+                 "start_method", "previous_process", "previous_counter", "previous_children")
 
     def __init__(self, parent_name, parent_pid, sentinel):
         # The start method the child's default context already has (None: to be forced).
         self.start_method = None
+        self.previous_process = self.previous_counter = self.previous_children = None
         self.pid = os.getpid()
         self.name = parent_name
         self.sentinel = sentinel
@@ -203,14 +209,14 @@ class ForkInheritance:
 _fork_inheritance = None
 
 
-def inheritance_for_fork(sentinel):
-    """The ForkInheritance for the next forked child of this process."""
+def inheritance_for_fork(open_own_pidfd):
+    """The ForkInheritance for the next forked child of this process, whose sentinel for its
+    parent is ``open_own_pidfd()`` (called only when a new one is built)."""
     global _fork_inheritance
     inherited = _fork_inheritance
-    if (inherited is None or inherited.pid != os.getpid() or inherited.sentinel != sentinel
-            or inherited.name != _mp_process._current_process._name or inherited.children):
-        inherited = _fork_inheritance = ForkInheritance(
-            _mp_process._current_process._name, os.getpid(), sentinel)
+    name = _mp_process._current_process._name
+    if inherited is None or inherited.pid != os.getpid() or inherited.name != name:
+        inherited = _fork_inheritance = ForkInheritance(name, os.getpid(), open_own_pidfd())
     inherited.start_method = _actual_start_method()
     return inherited
 
