@@ -2,7 +2,6 @@
 PEP 371's first row, and issue 4's targets (fork at least 1.2x faster; spawn and forkserver no
 slower). `asv_bench/compare_process.py` prints the same figures without asv.
 """
-import multiprocessing
 import time
 
 from .common import side_by_side_ratio
@@ -17,13 +16,11 @@ def empty():
 
 def context_of(implementation, start_method):
     """The context whose Process is timed; NotImplementedError (asv: skipped) if shmproc lacks it."""
-    if implementation == "multiprocessing":
-        return multiprocessing.get_context(start_method)
-    import shmproc
-    get_context = getattr(shmproc, "get_context", None)
-    if get_context is None:
-        raise NotImplementedError("shmproc.get_context is not available in this version")
-    return get_context(start_method)
+    try:
+        from shmproc.bench.runner import process_context
+    except ImportError:
+        raise NotImplementedError("shmproc.bench.runner is not available in this version") from None
+    return process_context(implementation, start_method)
 
 
 def start_join(ctx):
