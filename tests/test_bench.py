@@ -189,6 +189,22 @@ def test_line_bar_draws_on_its_stream():
     assert stream.getvalue().endswith("\n")
 
 
+def test_progress_bar_falls_back_to_the_line_bar_without_tqdm(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)          # makes `from tqdm import tqdm` fail
+    assert isinstance(progress.progress_bar(3), progress.LineBar)
+    assert isinstance(progress.progress_bar(3, enabled=False), progress.NoBar)
+
+
+def test_progress_bar_uses_tqdm_when_installed(capsys):
+    pytest.importorskip("tqdm")
+    bar = progress.progress_bar(2)
+    assert isinstance(bar, progress.TqdmBar)
+    bar.update("one")
+    bar.update("two")
+    bar.close()
+    assert "2/2" in capsys.readouterr().err
+
+
 # --- the command line -----------------------------------------------------------------------------
 
 def test_bench_command_prints_the_table_the_summary_and_saves_json(tmp_path, capsys, shmproc_contexts):
@@ -220,7 +236,7 @@ def test_python_dash_m_shmproc_bench_runs():
                               capture_output=True, text=True, timeout=60, cwd=REPOSITORY)
     assert finished.returncode == 0, finished.stderr
     assert "empty function" in finished.stdout
-    assert "1/" in finished.stderr         # the progress bar
+    assert "4/4" in finished.stderr         # the progress bar: 1 workload x 1 count x 1 repeat x 4 modes
 
 
 # --- primitives and compare_synchronize ----------------------------------------------------------
