@@ -28,6 +28,19 @@ class LockAcquireRelease:
                 pass
 
 
+class LockFootprint:
+    """Peak memory of this process holding 1000 locks (multiprocessing's are POSIX semaphores,
+    shmproc's are 64-byte blocks of a shared arena)."""
+    params = [list(LIBRARIES)]
+    param_names = ["library"]
+
+    def setup(self, library):
+        self.factory = implementation(library, "Lock")
+
+    def peakmem_1000_locks(self, library):
+        self.locks = [self.factory() for _ in range(CALLS)]
+
+
 def _increment(counter, times):
     for _ in range(times):
         with counter.get_lock():
