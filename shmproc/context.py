@@ -23,7 +23,7 @@ from multiprocessing.context import (
     set_spawning_popen,
 )
 
-from shmproc import parent_death
+from shmproc import parent_death, process
 from shmproc.process import ForkProcess, ForkServerProcess, Process, SpawnProcess
 
 __all__ = [
@@ -219,3 +219,8 @@ def _force_start_method(method):
     """In a child: start its own children the way it was started, whatever its default."""
     _default_context._actual_context = _concrete_contexts[method]
 
+
+
+if process._forced_start_method is not None:
+    # This process was started with a method and imports the contexts only now.
+    _force_start_method(process._forced_start_method)

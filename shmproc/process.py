@@ -229,9 +229,18 @@ def _actual_start_method():
     return context._default_context._actual_context._name
 
 
+# A start method to force on shmproc's default context when shmproc.context is imported: a child
+# that never uses the contexts need not import them (a spawned child would pay for it).
+_forced_start_method = None
+
+
 def _force_start_method(method):
-    from shmproc import context
-    context._force_start_method(method)
+    global _forced_start_method
+    context = sys.modules.get("shmproc.context")
+    if context is None:
+        _forced_start_method = method
+    else:
+        context._force_start_method(method)
 
 
 #
