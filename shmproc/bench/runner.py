@@ -5,6 +5,7 @@ start method (fork by default, as on Linux in 2008), so the backend is the only 
 table's cells are measured interleaved, repeat by repeat (see `timing`), and reported as medians.
 """
 import contextlib
+import functools
 import multiprocessing
 import queue as queue_module
 import threading
@@ -117,6 +118,13 @@ def check_finished(runners):
             raise RuntimeError(f"a benchmark process failed with exit code {runner.exitcode}")
 
 
+def sample(workload, mode, workers, arguments, start_method, on_sample):
+    seconds = run_once(workload, mode, workers, arguments, start_method)
+    if on_sample is not None:
+        on_sample(f"{workload.name} x{workers} {mode}")
+    return seconds
+
+
 def measure_table(workload_name, workers_list, repeat, size="short", modes=MODES,
                   start_method=DEFAULT_START_METHOD, on_sample=None):
     """Samples for one workload: {workers: {mode: [seconds, ...]}}, with None for a mode that is
@@ -135,14 +143,9 @@ def measure_table(workload_name, workers_list, repeat, size="short", modes=MODES
             # Untimed: the first run of a mode pays one-off costs (lazy imports, page faults).
             run_once(workload, mode, 1, arguments, start_method)
         for workers in workers_list:
-            def measurement(mode, workers=workers):
-                def measure():
-                    seconds = run_once(workload, mode, workers, arguments, start_method)
-                    if on_sample is not None:
-                        on_sample(f"{workload_name} x{workers} {mode}")
-                    return seconds
-                return measure
-            row = interleaved({mode: measurement(mode) for mode in runnable}, repeat)
+            row = interleaved({mode: functools.partial(sample, workload, mode, workers, arguments,
+                                                       start_method, on_sample)
+                               for mode in runnable}, repeat)
             samples[workers] = {mode: row.get(mode) for mode in modes}
     return samples, skipped
 
