@@ -9,6 +9,7 @@ its candidates interleaved and prints medians of the repeats; the ratio columns 
 (below 1: shmproc is faster).
 """
 import argparse
+import functools
 import os
 import threading
 
@@ -60,13 +61,13 @@ def cross_process_rows(scale):
         ("Lock contended, 2 processes on 2 cores", contended_lock, (2, iterations, "apart")),
     ]
     libraries = {"shmproc": shmproc, "multiprocessing": FORK}
-    return [(row, {name: (lambda measure=measure, library=library, arguments=arguments: measure(library, *arguments))
-                   for name, library in libraries.items()})
+    return [(row, {name: functools.partial(measure, library, *arguments) for name, library in libraries.items()})
             for row, measure, arguments in cases]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7, help="repeats per candidate (median reported)")
     parser.add_argument("--quick", action="store_true", help="a tenth of the work, for a smoke test")
     parser.add_argument("--only", default="", help="run only the rows whose name contains this text")

@@ -100,9 +100,9 @@ class ShmprocOverMultiprocessing:
     timeout = 120
 
     def track_lock_acquire_release(self):
-        timers = [per_call("acquire(); release()",
-                           {"acquire": lock.acquire, "release": lock.release}, 100_000)
-                  for lock in (implementation("shmproc", "Lock")(), implementation("multiprocessing", "Lock")())]
+        locks = [implementation(library, "Lock")() for library in LIBRARIES]
+        timers = [per_call("acquire(); release()", {"acquire": lock.acquire, "release": lock.release}, 100_000)
+                  for lock in locks]
         return side_by_side_ratio(*timers)
 
     def track_barrier_round_2_processes_on_2_cores(self):

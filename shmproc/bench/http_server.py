@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 
+__all__ = ["PAGE", "serving"]
+
 PAGE = (b"<html><head><title>Apache Tomcat - Error report</title></head><body>"
         b"<h1>HTTP Status 404 - /missing</h1><hr/><p><b>type</b> Status report</p>"
         b"<p><b>message</b> <u>/missing</u></p><p><b>description</b> <u>The requested resource "

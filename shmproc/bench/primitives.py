@@ -10,6 +10,8 @@ import multiprocessing
 import os
 import time
 
+__all__ = ["FORK", "barrier_round", "condition_ping_pong", "contended_lock", "placement"]
+
 FORK = multiprocessing.get_context("fork")
 JOIN_TIMEOUT = 60
 
@@ -103,7 +105,8 @@ def contended_lock(library, processes, iterations, layout):
     lock = library.Lock()
     go = FORK.Event()
     cpus = placement(layout, processes + 1)
-    children = [FORK.Process(target=placed, args=(cpu, _lock_hammer, lock, go, iterations)) for cpu in cpus[1:]]
+    children = [FORK.Process(target=placed, args=(cpu, _lock_hammer, lock, go, iterations))
+                for cpu in cpus[1:]]
     with running(children):
         start = time.perf_counter()
         go.set()

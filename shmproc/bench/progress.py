@@ -2,6 +2,8 @@
 import sys
 import time
 
+__all__ = ["LineBar", "NoBar", "TqdmBar", "progress_bar"]
+
 
 class LineBar:
     """`[#####.....]  12/96  fibonacci x4 threads  0:08` redrawn in place, at most 10 times a second."""

@@ -8,6 +8,8 @@ import sys
 from shmproc.bench.timing import format_ratio, format_seconds, format_table
 from shmproc.bench.workloads import WORKLOADS
 
+__all__ = ["format_workload", "summary", "write_json"]
+
 # Within this much of 1, a ratio is noise on a shared 2-core machine, not a win or a loss.
 TIE_BAND = 0.05
 

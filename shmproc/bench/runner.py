@@ -14,6 +14,11 @@ import time
 from shmproc.bench.timing import interleaved
 from shmproc.bench.workloads import WORKLOADS
 
+__all__ = [
+    "DEFAULT_START_METHOD", "MODES", "PROCESS_BACKENDS", "check_available", "measure_table",
+    "process_context", "run_once",
+]
+
 MODES = ("serial", "threads", "multiprocessing", "shmproc")
 PROCESS_BACKENDS = ("multiprocessing", "shmproc")
 DEFAULT_START_METHOD = "fork"

@@ -7,6 +7,8 @@ evenly, and the median of the repeats ignores the odd preempted one.
 import statistics
 import timeit
 
+__all__ = ["format_ratio", "format_seconds", "format_table", "interleaved", "medians", "per_call"]
+
 
 def interleaved(measurements, repeat):
     """Run each zero-argument callable in `measurements` (name -> seconds) `repeat` times, rotating

@@ -13,6 +13,11 @@ import tempfile
 import urllib.request
 from typing import Callable, Optional
 
+__all__ = [
+    "WORKLOADS", "Workload", "empty", "fibonacci", "file_io", "lorem_file", "page_server",
+    "queue_push", "sum_primes", "url_get", "write_lorem_file",
+]
+
 LOREM_WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
                "incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis nostrud").split()
 LOREM_BYTES = 1 << 20
