@@ -1,5 +1,7 @@
 """shmproc.synchronize's primitives against multiprocessing's (and threading's, in one process):
 lock acquire+release, a shared counter, a barrier round between processes."""
+import time
+
 from shmproc.bench.primitives import barrier_round
 from shmproc.bench.timing import per_call
 
@@ -41,34 +43,51 @@ class LockFootprint:
         self.locks = [self.factory() for _ in range(CALLS)]
 
 
-def _increment(counter, times):
-    for _ in range(times):
-        with counter.get_lock():
-            counter.value += 1
+def _increment(counter, times, way):
+    if way == "fetch_add(1)":
+        fetch_add = counter.fetch_add
+        for _ in range(times):
+            fetch_add(1)
+    else:
+        for _ in range(times):
+            with counter.get_lock():
+                counter.value += 1
+
+
+def _counters_in_processes(counter, way, processes=2, times=5000):
+    workers = [FORK.Process(target=_increment, args=(counter, times, way)) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    if any(worker.exitcode != 0 for worker in workers):
+        raise RuntimeError("a counting process failed or hung")
+
+
+def _counter(library, way):
+    counter = implementation(library, "Value")("i", 0)
+    if way == "fetch_add(1)" and not hasattr(counter, "fetch_add"):
+        raise NotImplementedError(f"{library}'s Value has no atomic fetch_add")
+    return counter
 
 
 class SharedCounter:
-    """A synchronized Value('i') incremented under its own lock, as multiprocessing's docs show."""
-    params = [list(LIBRARIES)]
-    param_names = ["library"]
+    """A shared Value('i'): incremented under its own lock, as multiprocessing's docs show, or with
+    shmproc's lock-free fetch_add."""
+    params = [list(LIBRARIES), ["locked += 1", "fetch_add(1)"]]
+    param_names = ["library", "way"]
     number = 1
     repeat = (3, 10, 20.0)
     warmup_time = 0
 
-    def setup(self, library):
-        self.counter = implementation(library, "Value")("i", 0)
+    def setup(self, library, way):
+        self.counter = _counter(library, way)
 
-    def time_increment_1000(self, library):
-        _increment(self.counter, CALLS)
+    def time_increment_1000(self, library, way):
+        _increment(self.counter, CALLS, way)
 
-    def time_increment_2_processes_x_5000(self, library):
-        workers = [FORK.Process(target=_increment, args=(self.counter, 5000)) for _ in range(2)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(60)
-        if any(worker.exitcode != 0 for worker in workers):
-            raise RuntimeError("a counting process failed or hung")
+    def time_increment_2_processes_x_5000(self, library, way):
+        _counters_in_processes(self.counter, way)
 
 
 PLACEMENTS = {
@@ -92,6 +111,27 @@ class BarrierRound:
     def track_round(self, library, placement):
         parties, layout = PLACEMENTS[placement]
         return barrier_round(factories(library), parties, 500, layout)
+
+
+def _timed(function, *args):
+    start = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - start
+
+
+class CounterShmprocOverMultiprocessing:
+    """2 processes x 5000 increments: shmproc's lock-free fetch_add over the locked `+= 1` that a
+    multiprocessing program must write, measured side by side (unit "ratio")."""
+    unit = "ratio"
+    timeout = 120
+
+    def setup(self):
+        self.atomic = _counter("shmproc", "fetch_add(1)")
+        self.locked = _counter("multiprocessing", "locked += 1")
+
+    def track_fetch_add_over_locked_increment(self):
+        return side_by_side_ratio(lambda: _timed(_counters_in_processes, self.atomic, "fetch_add(1)"),
+                                  lambda: _timed(_counters_in_processes, self.locked, "locked += 1"))
 
 
 class ShmprocOverMultiprocessing:
