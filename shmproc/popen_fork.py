@@ -4,8 +4,8 @@ Most of a fork's cost here is page faults: after fork() every page either proces
 copied (or at least trapped) first, a few microseconds each on these VMs, and Python writes to
 every object it touches. So the path does as little as it can on both sides (docs/process.md):
 - no pipes: the child's sentinel is a pidfd (readable once the child has exited, usable with
-  multiprocessing.connection.wait and select), and the child's sentinel for its parent is this
-  process's own pidfd, opened once and inherited by every forked child;
+  multiprocessing.connection.wait and select), opened when first asked for, and the child's
+  sentinel for its parent is this process's own pidfd, opened once and inherited by every child;
 - no util.Finalize per child: the pidfd is closed by close() or when the Popen is collected;
 - the child's new process state is built once in the parent (process.ForkInheritance);
 - signals go through the pidfd, so terminate() can never hit a recycled pid.
@@ -45,11 +45,11 @@ def _parent_sentinel_for_child():
 
 class Popen:
     method = "fork"
-    __slots__ = ("returncode", "pid", "sentinel", "_pipe_fds", "_owner_pid")
+    __slots__ = ("returncode", "pid", "_sentinel", "_pipe_fds", "_owner_pid")
 
     def __init__(self, process_obj):
         self.returncode = None
-        self.sentinel = None
+        self._sentinel = None
         self._pipe_fds = ()
         self._owner_pid = os.getpid()
         # Buffered output not flushed before fork would be written twice, once by each process.
@@ -79,8 +79,20 @@ class Popen:
                 code = process_obj._bootstrap(inherited.sentinel, inherited)
             finally:
                 os._exit(code)
-        # Our own unreaped child: its pid cannot have been recycled yet.
-        self.sentinel = os.pidfd_open(self.pid)
+        # Nothing more here: until this process sleeps in join(), whatever it does delays the
+        # child, which starts on this CPU (docs/process.md). The sentinel is opened on demand.
+
+    @property
+    def sentinel(self):
+        """A descriptor that is readable once the child has ended."""
+        if self._sentinel is None:
+            if self.returncode is None:
+                # Not reaped yet, so the pid is still our child's.
+                self._sentinel = os.pidfd_open(self.pid)
+            else:
+                # Reaped already: a descriptor that is always readable, as the pidfd would be.
+                self._sentinel = os.eventfd(1)
+        return self._sentinel
 
     def _launch_with_pipes(self, process_obj):
         parent_r, child_w = os.pipe()
@@ -96,7 +108,7 @@ class Popen:
                 os._exit(code)
         os.close(child_w)
         os.close(child_r)
-        self.sentinel = parent_r
+        self._sentinel = parent_r
         self._pipe_fds = (parent_w,)
 
     def duplicate_for_child(self, fd):
@@ -128,10 +140,11 @@ class Popen:
         if self.returncode is not None:
             return
         try:
-            if self._pipe_fds:
-                os.kill(self.pid, sig)
+            if self._sentinel is not None and not self._pipe_fds:
+                signal.pidfd_send_signal(self._sentinel, sig)
             else:
-                signal.pidfd_send_signal(self.sentinel, sig)
+                # Still unreaped (returncode is None), so the pid cannot name another process.
+                os.kill(self.pid, sig)
         except ProcessLookupError:
             pass
         except OSError:
@@ -145,7 +158,7 @@ class Popen:
         self._send_signal(signal.SIGKILL)
 
     def close(self):
-        sentinel, self.sentinel = self.sentinel, None
+        sentinel, self._sentinel = self._sentinel, None
         if sentinel is not None:
             os.close(sentinel)
         if self._pipe_fds:
@@ -156,7 +169,7 @@ class Popen:
     def __del__(self):
         # A forked child holds copies of its siblings' Popen objects: their descriptors are the
         # parent's business, and closing them by number later could hit a reused descriptor.
-        if self.sentinel is not None and self._owner_pid == os.getpid():
+        if self._sentinel is not None and self._owner_pid == os.getpid():
             try:
                 self.close()
             except OSError:

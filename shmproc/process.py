@@ -75,14 +75,33 @@ class BaseProcess(_mp_process.BaseProcess):
             raise ProcessStateError("can only start a process object created by current process")
         if _mp_process._current_process._config.get("daemon"):
             raise ProcessStateError("daemonic processes are not allowed to have children")
-        self._popen = self._Popen(self)
-        # Reaping the children that have ended is multiprocessing's chore of start(); done after
-        # the fork here, where the new child does it's first work in parallel.
         _mp_process._cleanup()
-        self._sentinel = self._popen.sentinel
+        self._popen = self._Popen(self)
         # As multiprocessing does: no reference cycle through a target that refers to its process.
         del self._target, self._args, self._kwargs
         _mp_process._children.add(self)
+
+    @property
+    def sentinel(self):
+        """A descriptor that becomes readable when the process ends (for
+        multiprocessing.connection.wait, select...)."""
+        # Asked of the Popen each time rather than copied at start: the fork Popen opens it
+        # only when asked.
+        self._check_closed()
+        if self._popen is None:
+            raise ValueError("process not started")
+        return self._popen.sentinel
+
+    def close(self):
+        """Release the resources of a process that has ended (its sentinel)."""
+        if self._popen is not None:
+            if self._popen.poll() is None:
+                raise ValueError("Cannot close a process while it is still running. "
+                                 "You should first call join() or terminate().")
+            self._popen.close()
+            self._popen = None
+            _mp_process._children.discard(self)
+        self._closed = True
 
     def join(self, timeout=None):
         """Wait until the child process ends, or until ``timeout`` seconds have passed."""

@@ -170,6 +170,20 @@ class TestAttributes:
         p.join(10)
         assert p.exitcode == 0
 
+    def test_sentinel_asked_for_after_the_end_is_ready(self, ctx):
+        p = run(ctx, support.do_nothing)
+        assert multiprocessing.connection.wait([p.sentinel], timeout=0) == [p.sentinel]
+        assert p.sentinel == p.sentinel
+
+    def test_terminate_through_an_open_sentinel(self, ctx):
+        p = ctx.Process(target=support.sleep_for, args=(30,))
+        p.start()
+        assert multiprocessing.connection.wait([p.sentinel], timeout=0) == []
+        p.terminate()
+        assert multiprocessing.connection.wait([p.sentinel], timeout=10) == [p.sentinel]
+        p.join(10)
+        assert p.exitcode == -signal.SIGTERM
+
     def test_is_alive(self, ctx):
         p = ctx.Process(target=support.sleep_for, args=(30,))
         p.start()
