@@ -72,22 +72,28 @@ def _counter(library, way):
 
 
 class SharedCounter:
-    """A shared Value('i'): incremented under its own lock, as multiprocessing's docs show, or with
-    shmproc's lock-free fetch_add."""
-    params = [list(LIBRARIES), ["locked += 1", "fetch_add(1)"]]
-    param_names = ["library", "way"]
+    """A synchronized Value('i') incremented under its own lock, as multiprocessing's docs show."""
+    params = [list(LIBRARIES)]
+    param_names = ["library"]
     number = 1
     repeat = (3, 10, 20.0)
     warmup_time = 0
+    way = "locked += 1"
 
-    def setup(self, library, way):
-        self.counter = _counter(library, way)
+    def setup(self, library):
+        self.counter = _counter(library, self.way)
 
-    def time_increment_1000(self, library, way):
-        _increment(self.counter, CALLS, way)
+    def time_increment_1000(self, library):
+        _increment(self.counter, CALLS, self.way)
 
-    def time_increment_2_processes_x_5000(self, library, way):
-        _counters_in_processes(self.counter, way)
+    def time_increment_2_processes_x_5000(self, library):
+        _counters_in_processes(self.counter, self.way)
+
+
+class AtomicCounter(SharedCounter):
+    """shmproc's lock-free Value.fetch_add(1) (multiprocessing has none)."""
+    params = [["shmproc"]]
+    way = "fetch_add(1)"
 
 
 PLACEMENTS = {
