@@ -1,5 +1,5 @@
 """PEP 371's tables: each workload run N times serially, in N threads and in N processes (with
-multiprocessing and with shmproc), N = 1, 2, 4, 8. The workloads are shmproc.bench.workloads', the
+multiprocessing and with shmproc), N = 1, 2, 4, 8. The workloads are those of shmproc.bench.workloads, the
 same that `python -m shmproc bench` runs, at their short sizes so that every commit can be measured.
 """
 from shmproc.bench import runner
