@@ -79,6 +79,15 @@ def use_primitives(lock, event, semaphore, done):
     done.set()
 
 
+def use_more_primitives(rlock, condition, barrier):
+    with rlock:
+        with rlock:
+            pass
+    with condition:
+        condition.notify_all()
+    barrier.wait()
+
+
 def bump_shared(value, array):
     with value.get_lock():
         value.value += 1

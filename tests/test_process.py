@@ -39,6 +39,12 @@ def run(ctx, target, *args, timeout=30, **kwargs):
     return p
 
 
+def run_async(ctx, target, *args):
+    p = ctx.Process(target=target, args=args)
+    p.start()
+    return p
+
+
 def receive(ctx, target, *args, timeout=30):
     """Run target(conn, *args) in a child and return what it sent."""
     reader, writer = ctx.Pipe(duplex=False)
@@ -387,6 +393,13 @@ class TestSharedObjects:
         p.join(10)
         assert p.exitcode == 0
 
+    def test_reentrant_lock_condition_barrier(self, ctx):
+        rlock, condition, barrier = ctx.RLock(), ctx.Condition(), ctx.Barrier(2, timeout=30)
+        p = run_async(ctx, support.use_more_primitives, rlock, condition, barrier)
+        assert barrier.wait() in (0, 1)
+        p.join(30)
+        assert p.exitcode == 0
+
     def test_value_and_array(self, ctx):
         value = ctx.Value("i", 41)
         array = ctx.Array("d", [1.0, 2.0, 3.0])
@@ -505,6 +518,28 @@ class TestLifetime:
         assert p.is_alive()
         p.join(10)
         assert p.exitcode == 0
+
+
+class TestWithoutPidfds:
+    """The fork path falls back to multiprocessing's pipes where pidfds are missing."""
+
+    @pytest.fixture(autouse=True)
+    def no_pidfds(self, monkeypatch):
+        from shmproc import popen_fork
+        monkeypatch.setattr(popen_fork, "HAVE_PIDFD", False)
+
+    def test_lifecycle(self):
+        ctx = context._default_context.get_context("fork")
+        p, seen = receive(ctx, support.report_identity)
+        assert p.exitcode == 0 and seen["parent_alive"] and seen["pid"] == p.pid
+        p = ctx.Process(target=support.sleep_for, args=(30,))
+        p.start()
+        assert multiprocessing.connection.wait([p.sentinel], timeout=0) == []
+        p.terminate()
+        assert multiprocessing.connection.wait([p.sentinel], timeout=10) == [p.sentinel]
+        p.join(10)
+        assert p.exitcode == -signal.SIGTERM
+        p.close()
 
 
 class TestSetExecutable:
