@@ -1,1 +1,863 @@
 # ring: the variable-length message ring under Queue and Pipe (queues issue).
+#
+# One ring is one direction of messages in a channel segment (ring.h). Writers append records at the
+# tail, readers take them at the head; both indices count bytes ever written/read and never wrap, the
+# position in the data area is index & (capacity - 1).
+#
+# Writers hold the producer lock while they reserve, copy and publish a record; readers hold the
+# consumer lock while they copy a record out and free it. The two locks are never held together and
+# the sides meet only at the indices (tail published with release, head freed with release), so one
+# writer and one reader never wait for each other. Why locks and not a CAS on the tail: a writer
+# killed at any instant must leave a ring that others can go on using. With the lock, a record is
+# invisible until its writer has written all of it and moved the tail, and the lock word names its
+# holder's pid, so a writer killed inside is detected and its lock taken over (lock.pyx) without a
+# half-written record to skip. With a CAS reservation the window between reserving and writing the
+# header would leave readers stuck on a record of unknown length and owner. The locks cost one
+# uncontended compare-and-swap per call (or per batch: put_many/get_many move many records under one
+# acquisition and one index update). The invariants are in docs/internals/ring.md.
+#
+# Waiting goes through wait.pyx: readers sleep on the low half of the tail, writers on the low half of
+# the head, each with a sleeper count so that a put or get nobody waits for makes no system call.
+#
+# Each ring also has a notify pipe, for select(): it is kept readable while the ring holds a message,
+# but only once someone has asked for fileno() (no system call per message otherwise). A Connection's
+# reader also uses it to learn that every writer is gone: the pipe's write ends are held by the
+# writing Connections only, so POLLHUP on the read end means EOF, however the peer went away.
+
+from shmproc.includes.ring cimport *
+from posix.mman cimport MAP_POPULATE
+from posix.unistd cimport read, write
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromDouble
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+
+import queue as _queue
+
+include "core/codec.pyx"
+include "core/spill.pyx"
+
+Empty = _queue.Empty
+Full = _queue.Full
+
+QUEUE_CAPACITY = 4 << 20
+PIPE_CAPACITY = 1 << 20
+cdef uint64_t MIN_CAPACITY = 4096
+cdef uint64_t MAX_CAPACITY = 1 << 30
+cdef Py_ssize_t PUT_BATCH = 256        # items encoded per producer-lock acquisition in put_many
+cdef object _TAKEN_BY_ANOTHER = object()
+
+cdef enum RingRole:
+    ROLE_READ = 1
+    ROLE_WRITE = 2
+    ROLE_BOTH = 3
+
+
+cdef inline uint32_t *low_half(uint64_t *index) noexcept nogil:
+    # The futex word of a 64-bit index: its low half, at its own address (ring.h checks endianness).
+    return <uint32_t *>index
+
+
+cdef inline uint64_t record_size(uint64_t payload) noexcept nogil:
+    return sizeof(shm_record_header_t) + align_up(payload, 8)
+
+
+cdef inline bint take_lock(shm_lock_t *lock, int64_t deadline) except -1:
+    """Hold a side's lock (1) or report the deadline passed (0). A holder killed inside is taken over
+    silently: the ring is consistent at every instant of a holder's work (see the top of the file)."""
+    cdef uint32_t dead_owner = 0
+    if lock_try(lock, shm_current_pid()):
+        return 1
+    return lock_acquire(lock, deadline, &dead_owner)
+
+
+cdef class MessageRing:
+    """One direction of messages in a shared channel: the core of Queue and of a Connection."""
+    cdef Segment segment
+    cdef SpillFile spill
+    cdef shm_ring_t *ring
+    cdef char *data
+    cdef uint64_t capacity
+    cdef uint64_t mask
+    cdef uint64_t spill_threshold     # records with more payload than this go to the spill file
+    cdef uint64_t cached_head         # producer's last view of head (a lower bound), under its lock
+    cdef uint64_t cached_gets
+    cdef uint64_t cached_tail         # consumer's last view of tail (a lower bound), under its lock
+    cdef uint64_t local_head          # consumer's head while it holds the consumer lock
+    cdef int ring_index
+    cdef int role
+    cdef int read_fd                  # this object's end of the notify pipe, or -1
+    cdef int write_fd
+    cdef bint eof_detection           # a Connection's reader: every writer gone means EOF
+    cdef bint closed
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self.read_fd = -1
+        self.write_fd = -1
+
+    def __dealloc__(self):
+        self.close_fds()
+
+    # -- binding to shared memory ------------------------------------------------------------
+
+    cdef int bind(self, Segment segment, SpillFile spill, int index, int role, int read_fd,
+                  int write_fd, bint eof_detection) except -1:
+        cdef shm_channel_t *channel = <shm_channel_t *>(segment.base + SHM_SEGMENT_HEADER)
+        if channel.magic != SHM_CHANNEL_MAGIC or index >= <int>channel.nrings:
+            raise ValueError("not a shmproc channel")
+        self.segment, self.spill = segment, spill
+        self.ring = &channel.ring[index]
+        self.data = segment.base + self.ring.data_offset
+        self.capacity = self.ring.capacity
+        self.mask = self.capacity - 1
+        self.spill_threshold = self.capacity // 4
+        self.ring_index, self.role = index, role
+        self.read_fd, self.write_fd = read_fd, write_fd
+        self.eof_detection = eof_detection
+        self.cached_head = shm_load_u64(&self.ring.head)
+        self.cached_tail = shm_load_u64(&self.ring.tail)
+        self.cached_gets = shm_load_u64(&self.ring.gets)
+        return 0
+
+    def _open_queue(self, maxsize, joinable, capacity):
+        """Make this object a new queue's only ring (Queue.__init__)."""
+        segment, spill = create_channel(1, capacity, maxsize, joinable)
+        read_fd, write_fd = _os.pipe2(_os.O_NONBLOCK | _os.O_CLOEXEC)
+        self.bind(segment, spill, 0, ROLE_BOTH, read_fd, write_fd, False)
+
+    def __reduce__(self):
+        return (_rebuild_ring, (type(self), self.handle()))
+
+    def handle(self):
+        """What another process needs to use this ring in the same role: its channel's segment and
+        spill file, and the notify pipe ends this object holds.
+
+        While a process is being started (spawn, forkserver) the descriptors travel with the start
+        itself, as multiprocessing's own Connections do (reduction.DupFd), so the parent may close
+        its end as soon as start() returns. Otherwise a descriptor is named by (pid, fd) and the
+        receiver opens /proc/<pid>/fd/<fd>: the sender must still hold it then."""
+        from multiprocessing import context, reduction
+        spawning = context.get_spawning_popen() is not None
+        _, size, _, _ = self.segment.handle()
+        return (self.segment.id, size, fd_reference(self.segment.fd, spawning),
+                self.spill.id, fd_reference(self.spill.fd, spawning),
+                self.ring_index, self.role, self.eof_detection,
+                fd_reference(self.read_fd, spawning), fd_reference(self.write_fd, spawning))
+
+    cdef int attach(self, handle) except -1:
+        segment_id, size, segment_fd, spill_id, spill_fd, index, role, eof, read_fd, write_fd = handle
+        pid, fd = where_to_open(segment_fd)
+        try:
+            segment = Segment.attach(segment_id, size, pid, fd)
+        finally:
+            close_if_inherited(segment_fd, fd)
+        cdef shm_channel_t *channel = <shm_channel_t *>((<Segment>segment).base + SHM_SEGMENT_HEADER)
+        if channel.magic != SHM_CHANNEL_MAGIC or memcmp(channel.spill_id, <char *>spill_id, 16):
+            raise ValueError("not a shmproc channel")
+        pid, fd = where_to_open(spill_fd)
+        try:
+            spill = SpillFile.attach((spill_id, pid, fd), segment, &channel.spill)
+        finally:
+            close_if_inherited(spill_fd, fd)
+        self.bind(segment, spill, index, role, -1, -1, eof)
+        self.read_fd = adopt_pipe_end(read_fd, _os.O_RDONLY)
+        self.write_fd = adopt_pipe_end(write_fd, _os.O_WRONLY)
+        return 0
+
+    cdef void close_fds(self) noexcept:
+        if self.read_fd >= 0:
+            close(self.read_fd)
+            self.read_fd = -1
+        if self.write_fd >= 0:
+            close(self.write_fd)
+            self.write_fd = -1
+
+    def _close(self):
+        """Stop using the ring from this object. A writer's close wakes the readers, so a reader
+        blocked on an empty ring re-checks for EOF at once."""
+        if self.closed:
+            return
+        self.closed = True
+        had_writer = self.write_fd >= 0
+        self.close_fds()
+        if had_writer and self.ring != NULL:
+            shm_futex_wake(low_half(&self.ring.tail), SHM_WAKE_ALL)
+
+    @property
+    def _closed(self):
+        return self.closed
+
+    def _closed_error(self):
+        return ValueError(f"{type(self).__name__} {self!r} is closed")
+
+    cdef inline int check_open(self) except -1:
+        if self.closed:
+            raise self._closed_error()
+        return 0
+
+    # -- producing -----------------------------------------------------------------------------
+
+    def put(self, obj, block=True, timeout=None):
+        """Append obj (pickled here, in the caller: an unpicklable object raises and leaves the ring
+        untouched). Blocks while the ring is full (or holds maxsize messages); queue.Full when not
+        blocking or when timeout passes."""
+        cdef encoded_t item
+        cdef int64_t deadline = NO_DEADLINE
+        self.check_open()
+        if block and timeout is not None:
+            deadline = deadline_after(timeout)
+        owner = encode_object(obj, &item)
+        if self.send_encoded(&item, owner, block, deadline) == 0:
+            raise Full
+        return None
+
+    def put_nowait(self, obj):
+        return self.put(obj, False)
+
+    def _send_bytes(self, buffer, Py_ssize_t offset=0, size=None):
+        """Connection.send_bytes: append the bytes of a buffer as they are."""
+        cdef encoded_t item
+        self.check_open()
+        view = memoryview(buffer)
+        if view.itemsize > 1:
+            view = view.cast("B")
+        cdef Py_ssize_t length = len(view)
+        if offset < 0:
+            raise ValueError("offset is negative")
+        if length < offset:
+            raise ValueError("buffer length < offset")
+        if size is None:
+            size = length - offset
+        elif size < 0:
+            raise ValueError("size is negative")
+        elif offset + size > length:
+            raise ValueError("buffer length < offset + size")
+        owner = encode_raw(view[offset:offset + size], &item)
+        self.send_encoded(&item, owner, True, NO_DEADLINE)
+
+    def put_many(self, items, block=True, timeout=None):
+        """Append every item of an iterable, in order, many per lock acquisition and index update.
+
+        Items are pickled in the caller: if one cannot be, the items before it have been put and the
+        error is raised. If the ring stays full past the timeout (or at once, when not blocking),
+        queue.Full is raised; its `count` attribute says how many items were put."""
+        cdef encoded_t batch[256]
+        cdef Py_ssize_t count, written, total = 0
+        cdef int64_t deadline = NO_DEADLINE
+        self.check_open()
+        if block and timeout is not None:
+            deadline = deadline_after(timeout)
+        iterator = iter(items)
+        error = None
+        while True:
+            owners = []
+            count = 0
+            for obj in iterator:
+                try:
+                    owners.append(encode_object(obj, &batch[count]))
+                except BaseException as exc:
+                    error = exc
+                    break
+                count += 1
+                if count == PUT_BATCH:
+                    break
+            if count == 0:
+                break
+            written = self.send_batch(batch, count, owners, block, deadline)
+            total += written
+            if written < count:
+                full = Full(f"put_many: the queue stayed full; {total} items were put")
+                full.count = total
+                raise full
+            if error is not None:
+                break
+        if error is not None:
+            raise error
+        return None
+
+    cdef int send_encoded(self, encoded_t *item, object owner, bint block, int64_t deadline) except -1:
+        """1 when written, 0 when the ring stayed full (Full)."""
+        owners = [owner] if item.kind == SHM_RECORD_BUFFERS or self.must_spill(item) else None
+        return <int>self.send_batch(item, 1, owners, block, deadline)
+
+    cdef inline bint must_spill(self, encoded_t *item) noexcept:
+        return record_size(item.length) > self.spill_threshold
+
+    cdef Py_ssize_t send_batch(self, encoded_t *items, Py_ssize_t count, list owners, bint block,
+                               int64_t deadline) except -1:
+        """Write items[0:count] in order; return how many were written before the ring stayed full.
+
+        A run of ring-sized items goes in under one lock acquisition (as many as fit). An item that
+        must spill goes alone, after everything before it is published: a batch must never hold
+        spill slots for records it has not published, or it could wait forever for a slot that only
+        a reader of those records would free."""
+        cdef Py_ssize_t done = 0, run, written
+        cdef uint32_t observed = 0
+        cdef WaitResult result
+        cdef bint spin = True
+        cdef bint spilled
+        cdef shm_lock_t *lock = &self.ring.producer_lock
+        while done < count:
+            spilled = self.must_spill(&items[done])
+            if spilled:
+                if not self.spill_out(&items[done], owners[done], block, deadline):
+                    return done
+                run = 1
+            else:
+                run = 1
+                while done + run < count and not self.must_spill(&items[done + run]):
+                    run += 1
+            try:
+                while True:
+                    if not take_lock(lock, deadline):
+                        written = 0
+                        break
+                    try:
+                        written = self.write_locked(items + done, run, owners, done, &observed)
+                    finally:
+                        lock_release(lock)
+                    if written or not block:
+                        break
+                    with nogil:
+                        result = wait_while_equal(low_half(&self.ring.head), observed,
+                                                  &self.ring.space_sleepers, deadline, spin)
+                    spin = False
+                    if result == WAIT_TIMEOUT:
+                        block = False       # one last look, then Full
+                    elif result != WAIT_CHANGED:
+                        run_signal_handlers()
+                        self.check_readers_present()
+            except BaseException:
+                if spilled:
+                    self.spill.release_slot(items[done].spill.slot)
+                raise
+            if written == 0:
+                if spilled:
+                    self.spill.release_slot(items[done].spill.slot)
+                return done
+            done += written
+            self.after_publish()
+        return done
+
+    cdef Py_ssize_t write_locked(self, encoded_t *items, Py_ssize_t count, list owners,
+                                 Py_ssize_t owner_base, uint32_t *observed_head) except -1:
+        """Under the producer lock: write as many of items as fit and publish them with one tail
+        store. When none fits, *observed_head is the head value the decision was made on."""
+        cdef shm_ring_t *ring = self.ring
+        cdef uint64_t tail = ring.tail, puts = ring.puts
+        cdef uint64_t need, position, to_end, total
+        cdef shm_record_header_t *header
+        cdef encoded_t *item
+        cdef Py_ssize_t n = 0
+        cdef bint refreshed = False
+        while n < count:
+            item = &items[n]
+            need = record_size(item.length)
+            position = tail & self.mask
+            to_end = self.capacity - position
+            total = need if need <= to_end else to_end + need
+            if not self.has_room(tail + total, puts + 1):
+                if refreshed:
+                    break
+                # Read the consumers' indices once per batch, and before deciding to wait, so that a
+                # head moving after this read wakes the wait.
+                self.cached_head = shm_load_u64(&ring.head)
+                self.cached_gets = shm_load_u64(&ring.gets)
+                observed_head[0] = <uint32_t>self.cached_head
+                refreshed = True
+                continue
+            if need > to_end:
+                header = <shm_record_header_t *>(self.data + position)
+                header.length = <uint32_t>(to_end - sizeof(shm_record_header_t))
+                header.kind = SHM_RECORD_PAD
+                position = 0
+            header = <shm_record_header_t *>(self.data + position)
+            header.length = <uint32_t>item.length
+            header.kind = item.kind
+            if item.kind == SHM_RECORD_BUFFERS:
+                write_encoded_layout(<char *>(header + 1), item, owners[owner_base + n])
+            else:
+                copy_unlocked(<char *>(header + 1), item.data, item.length)
+                if item.kind == SHM_RECORD_SPILL:
+                    self.spill.queue_slot(item.spill.slot)
+            tail += total
+            puts += 1
+            n += 1
+        if n:
+            shm_store_relaxed_u64(&ring.puts, puts)
+            if ring.joinable:
+                shm_fetch_add_u32(&ring.unfinished_tasks, <uint32_t>n)
+            shm_store_u64(&ring.tail, tail)
+        return n
+
+    cdef inline bint has_room(self, uint64_t new_tail, uint64_t new_puts) noexcept:
+        if new_tail - self.cached_head > self.capacity:
+            return False
+        return self.ring.maxsize == 0 or new_puts - self.cached_gets <= self.ring.maxsize
+
+    cdef inline void after_publish(self) noexcept:
+        wake_sleepers(low_half(&self.ring.tail), &self.ring.data_sleepers, SHM_WAKE_ALL)
+        if shm_load_relaxed_u32(&self.ring.notify_enabled):
+            self.signal_readers()
+
+    cdef int spill_out(self, encoded_t *item, object owner, bint block, int64_t deadline) except -1:
+        """Move a too-large payload into a spill slot; item becomes a SPILL record. 0 on timeout."""
+        cdef uint64_t length = encoded_layout_size(item)
+        cdef int slot = self.spill.acquire_slot(length, block, deadline)
+        if slot < 0:
+            return 0
+        try:
+            mapping = self.spill.mapping(slot)
+            write_encoded_layout((<SpillMapping>mapping).address, item, owner)
+        except BaseException:
+            self.spill.release_slot(slot)
+            raise
+        item.spill.slot = slot
+        item.spill.generation = (<SpillMapping>mapping).generation
+        item.spill.length = length
+        item.kind = SHM_RECORD_SPILL
+        item.length = sizeof(shm_spill_ref_t)
+        item.data = <const char *>&item.spill
+        return 1
+
+    cdef int check_readers_present(self) except -1:
+        """A Connection's writer blocked on a full ring: if every reader is gone, the data would
+        never be read (multiprocessing raises BrokenPipeError too)."""
+        cdef pollfd entry
+        if not self.eof_detection_for_writer():
+            return 0
+        entry.fd, entry.events, entry.revents = self.write_fd, 0, 0
+        if poll(&entry, 1, 0) > 0 and entry.revents & POLLERR:
+            raise BrokenPipeError(errno.EPIPE, "the reading end of the pipe is closed")
+        return 0
+
+    cdef inline bint eof_detection_for_writer(self) noexcept:
+        return self.role == ROLE_WRITE and self.write_fd >= 0
+
+    # -- consuming -----------------------------------------------------------------------------
+
+    def get(self, block=True, timeout=None):
+        """Remove and return the oldest message. Blocks while the ring is empty; queue.Empty when
+        not blocking or when timeout passes. A Connection's reader raises EOFError once the ring is
+        drained and every writer is gone."""
+        return self.receive(block, timeout, False)
+
+    def get_nowait(self):
+        return self.receive(False, None, False)
+
+    def _recv_bytes(self):
+        """Connection.recv_bytes: the next message's bytes."""
+        return self.receive(True, None, True)
+
+    cdef object receive(self, bint block, object timeout, bint as_bytes):
+        cdef int64_t deadline = NO_DEADLINE
+        cdef uint32_t kind = 0
+        cdef shm_spill_ref_t ref
+        self.check_open()
+        if block and timeout is not None:
+            deadline = deadline_after(timeout)
+        while True:
+            self.wait_for_record(block, deadline)
+            raw = self.take_one(&kind, &ref)
+            if raw is not _TAKEN_BY_ANOTHER:
+                return self.finish(kind, raw, &ref, as_bytes)
+            if not block:
+                raise Empty
+
+    def get_many(self, max_messages=1_000_000_000, block=True, timeout=None):
+        """Remove and return up to max_messages messages (at least one) as a list, oldest first, all
+        under one lock acquisition and head update. Blocks while the ring is empty, like get()."""
+        cdef int64_t deadline = NO_DEADLINE
+        cdef Py_ssize_t limit = max_messages
+        self.check_open()
+        if limit < 1:
+            raise ValueError("max_messages must be at least 1")
+        if block and timeout is not None:
+            deadline = deadline_after(timeout)
+        while True:
+            self.wait_for_record(block, deadline)
+            messages = self.take_many(limit)
+            if messages:
+                return messages
+            if not block:
+                raise Empty
+
+    cdef int wait_for_record(self, bint block, int64_t deadline) except -1:
+        """Return once a record is (very likely) there; raise Empty or EOFError otherwise."""
+        cdef uint32_t observed
+        cdef WaitResult result
+        cdef bint spin = True, changed
+        while True:
+            if self.has_record(&observed):
+                return 0
+            if block and spin:
+                with nogil:
+                    changed = spin_while_equal(low_half(&self.ring.tail), observed)
+                spin = False
+                if changed:
+                    continue
+            if self.eof_detection and self.writers_gone():
+                if not self.has_record(&observed):
+                    raise EOFError
+                return 0
+            if not block:
+                raise Empty
+            with nogil:
+                result = wait_while_equal(low_half(&self.ring.tail), observed,
+                                          &self.ring.data_sleepers, deadline, False)
+            if result == WAIT_TIMEOUT:
+                block = False
+            elif result != WAIT_CHANGED:
+                run_signal_handlers()
+
+    cdef bint has_record(self, uint32_t *observed_tail) noexcept:
+        """Lock-free look: is there a message record between head and tail? The answer may be stale
+        by the time the caller acts (another reader), which take_one copes with."""
+        cdef uint64_t tail = shm_load_u64(&self.ring.tail)
+        cdef uint64_t head = shm_load_u64(&self.ring.head)
+        cdef shm_record_header_t *header
+        observed_tail[0] = <uint32_t>tail
+        if head == tail:
+            return False
+        header = <shm_record_header_t *>(self.data + (head & self.mask))
+        if shm_load_relaxed_u32(&header.kind) == SHM_RECORD_PAD:
+            return head + record_size(header.length) != tail
+        return True
+
+    cdef object take_one(self, uint32_t *kind, shm_spill_ref_t *ref):
+        """Take the oldest record; _TAKEN_BY_ANOTHER if another reader was first."""
+        cdef shm_lock_t *lock = &self.ring.consumer_lock
+        cdef shm_record_header_t *header
+        take_lock(lock, NO_DEADLINE)
+        self.local_head = self.ring.head
+        try:
+            header = self.next_record_locked()
+            if header == NULL:
+                raw = _TAKEN_BY_ANOTHER
+            else:
+                raw = self.take_record_locked(header, kind, ref)
+                self.quiet_if_drained_locked()
+        finally:
+            shm_store_u64(&self.ring.head, self.local_head)
+            lock_release(lock)
+        wake_sleepers(low_half(&self.ring.head), &self.ring.space_sleepers, SHM_WAKE_ALL)
+        if raw is _TAKEN_BY_ANOTHER:
+            return raw
+        if kind[0] == SHM_RECORD_SPILL:
+            self.spill.hold_slot(ref.slot)
+        return raw
+
+    cdef list take_many(self, Py_ssize_t limit):
+        cdef shm_lock_t *lock = &self.ring.consumer_lock
+        cdef shm_record_header_t *header
+        cdef uint32_t kind = 0
+        cdef shm_spill_ref_t ref
+        cdef list messages = []
+        cdef list pending = []            # (index, kind, raw) of messages that still need decoding
+        take_lock(lock, NO_DEADLINE)
+        self.local_head = self.ring.head
+        try:
+            while len(messages) < limit:
+                header = self.next_record_locked()
+                if header == NULL:
+                    break
+                raw = self.take_record_locked(header, &kind, &ref)
+                if kind == SHM_RECORD_SPILL:
+                    raw = PyBytes_FromStringAndSize(<char *>&ref, sizeof(ref))
+                if needs_finishing(kind):
+                    pending.append((len(messages), kind, raw))
+                messages.append(raw)
+            self.quiet_if_drained_locked()
+        finally:
+            shm_store_u64(&self.ring.head, self.local_head)
+            lock_release(lock)
+        wake_sleepers(low_half(&self.ring.head), &self.ring.space_sleepers, SHM_WAKE_ALL)
+        for index, kind, raw in pending:
+            if kind == SHM_RECORD_SPILL:
+                memcpy(&ref, PyBytes_AS_STRING(raw), sizeof(ref))
+                self.spill.hold_slot(ref.slot)
+        for index, kind, raw in pending:
+            if kind == SHM_RECORD_SPILL:
+                memcpy(&ref, PyBytes_AS_STRING(raw), sizeof(ref))
+            messages[index] = self.finish(kind, raw, &ref, False)
+        return messages
+
+    cdef shm_record_header_t *next_record_locked(self) noexcept:
+        """Under the consumer lock: the record at local_head (skipping padding), or NULL if none."""
+        cdef shm_ring_t *ring = self.ring
+        cdef shm_record_header_t *header
+        cdef uint64_t head = self.local_head
+        while True:
+            if head == self.cached_tail:
+                self.cached_tail = shm_load_u64(&ring.tail)
+                if head == self.cached_tail:
+                    self.local_head = head
+                    return NULL
+            header = <shm_record_header_t *>(self.data + (head & self.mask))
+            if header.kind != SHM_RECORD_PAD:
+                self.local_head = head
+                return header
+            head += record_size(header.length)
+
+    cdef object take_record_locked(self, shm_record_header_t *header, uint32_t *kind,
+                                   shm_spill_ref_t *ref):
+        """Under the consumer lock: copy the record at local_head out and move past it. The record
+        is consumed even if decoding it fails, so one bad message cannot block the ring."""
+        cdef const char *payload = <const char *>(header + 1)
+        cdef uint32_t length = header.length
+        kind[0] = header.kind
+        try:
+            if kind[0] == SHM_RECORD_SPILL:
+                memcpy(ref, payload, sizeof(shm_spill_ref_t))
+                return None
+            if kind[0] == SHM_RECORD_BUFFERS:
+                return PyByteArray_FromStringAndSize(payload, length)
+            return decode_scalar(kind[0], payload, length)
+        finally:
+            self.local_head += record_size(length)
+            shm_store_relaxed_u64(&self.ring.gets, self.ring.gets + 1)
+
+    cdef object finish(self, uint32_t kind, object raw, shm_spill_ref_t *ref, bint as_bytes):
+        """Outside the lock: turn what take_record_locked copied into the message."""
+        if kind == SHM_RECORD_PICKLE:
+            return raw if as_bytes else _loads(raw)
+        if kind == SHM_RECORD_RAW:
+            return raw if as_bytes else _loads(raw)
+        if kind == SHM_RECORD_BUFFERS:
+            return decode_layout(raw, PyByteArray_AS_STRING(raw), len(raw), as_bytes)
+        if kind == SHM_RECORD_SPILL:
+            return self.spill.receive(ref, as_bytes)
+        return pickled_bytes(raw) if as_bytes else raw
+
+    # -- select() support and EOF ----------------------------------------------------------------
+
+    def fileno(self):
+        """A descriptor that select() reports readable while a message (or EOF) is waiting."""
+        if self.closed or (self.read_fd < 0 and self.write_fd < 0):
+            raise OSError("handle is closed")
+        if self.read_fd < 0:
+            return self.write_fd
+        if not shm_load_u32(&self.ring.notify_enabled):
+            shm_store_u32(&self.ring.notify_enabled, 1)
+            shm_fence_seq_cst()
+            if shm_load_u64(&self.ring.tail) != shm_load_u64(&self.ring.head):
+                self.signal_readers()
+        return self.read_fd
+
+    cdef void signal_readers(self) noexcept:
+        """Make the notify pipe readable, unless it already is (one byte at most)."""
+        cdef uint32_t expected = 0
+        if not shm_cas_u32(&self.ring.notify_signaled, &expected, 1):
+            return
+        if self.write_fd >= 0:
+            write(self.write_fd, b"!", 1)
+        elif self.read_fd >= 0:
+            # A reader re-arming the pipe: open a write end just for this byte.
+            try:
+                fd = _os.open(f"/proc/self/fd/{self.read_fd}", _os.O_WRONLY | _os.O_NONBLOCK | _os.O_CLOEXEC)
+                _os.write(fd, b"!")
+                _os.close(fd)
+            except BaseException:
+                pass
+
+    cdef void quiet_if_drained_locked(self) noexcept:
+        """Under the consumer lock: the ring is empty, so the notify pipe must stop being readable.
+        Order matters: drain, then clear the flag, then look again (a writer that published in
+        between saw the flag set and wrote nothing)."""
+        cdef char sink[64]
+        if self.read_fd < 0 or not shm_load_relaxed_u32(&self.ring.notify_enabled):
+            return
+        if not shm_load_u32(&self.ring.notify_signaled):
+            return
+        if shm_load_u64(&self.ring.tail) != self.local_head:
+            return
+        while read(self.read_fd, sink, sizeof(sink)) == sizeof(sink):
+            pass
+        shm_store_u32(&self.ring.notify_signaled, 0)
+        shm_fence_seq_cst()
+        if shm_load_u64(&self.ring.tail) != self.local_head:
+            self.signal_readers()
+
+    cdef bint writers_gone(self) noexcept:
+        cdef pollfd entry
+        if self.read_fd < 0:
+            return False
+        entry.fd, entry.events, entry.revents = self.read_fd, POLLIN, 0
+        return poll(&entry, 1, 0) > 0 and (entry.revents & POLLHUP) != 0
+
+    def _poll(self, timeout=0.0):
+        """Connection.poll: wait up to timeout (None: forever) for a message or EOF."""
+        cdef int64_t deadline = NO_DEADLINE if timeout is None else deadline_after(timeout)
+        self.check_open()
+        try:
+            self.wait_for_record(timeout is None or timeout > 0, deadline)
+        except Empty:
+            return False
+        except EOFError:
+            return True
+        return True
+
+    # -- counts -------------------------------------------------------------------------------
+
+    def qsize(self):
+        """Messages in the ring now (approximate while others put and get)."""
+        cdef uint64_t gets = shm_load_u64(&self.ring.gets)
+        cdef uint64_t puts = shm_load_u64(&self.ring.puts)
+        return puts - gets if puts > gets else 0
+
+    def empty(self):
+        return self.qsize() == 0
+
+    def full(self):
+        cdef uint64_t maxsize = self.ring.maxsize
+        return maxsize != 0 and self.qsize() >= maxsize
+
+    @property
+    def _maxsize(self):
+        return self.ring.maxsize
+
+    @property
+    def _capacity(self):
+        return self.capacity
+
+    def _task_done(self):
+        cdef uint32_t *unfinished = &self.ring.unfinished_tasks
+        cdef uint32_t value = shm_load_u32(unfinished)
+        while True:
+            if value == 0:
+                raise ValueError("task_done() called too many times")
+            if shm_cas_u32(unfinished, &value, value - 1):
+                break
+        if value == 1:
+            wake_sleepers(unfinished, &self.ring.join_sleepers, SHM_WAKE_ALL)
+
+    def _join(self):
+        cdef uint32_t *unfinished = &self.ring.unfinished_tasks
+        cdef uint32_t value
+        cdef WaitResult result
+        cdef bint spin = True
+        while True:
+            value = shm_load_u32(unfinished)
+            if value == 0:
+                return
+            with nogil:
+                result = wait_while_equal(unfinished, value, &self.ring.join_sleepers, NO_DEADLINE, spin)
+            spin = False
+            if result != WAIT_CHANGED:
+                run_signal_handlers()
+
+
+cdef inline bint needs_finishing(uint32_t kind) noexcept:
+    return (kind == SHM_RECORD_PICKLE or kind == SHM_RECORD_BUFFERS or kind == SHM_RECORD_SPILL
+            or kind == SHM_RECORD_RAW)
+
+
+# Per process being started: our descriptor -> the reference that passes it to the child.
+_fds_passed_to_child = _spill_weakref.WeakKeyDictionary()
+
+
+cdef object fd_reference(int fd, bint spawning):
+    """How a descriptor of this process travels in a pickle (see MessageRing.handle)."""
+    if fd < 0:
+        return None
+    if spawning:
+        # A Pipe's two ends share one segment: pass each descriptor once per process start.
+        from multiprocessing import context, reduction
+        shared = _fds_passed_to_child.setdefault(context.get_spawning_popen(), {})
+        if fd not in shared:
+            shared[fd] = reduction.DupFd(fd)
+        return shared[fd]
+    return (<int>shm_current_pid(), fd)
+
+
+cdef tuple where_to_open(object reference):
+    """(pid, fd) to open through /proc for a descriptor reference: as sent, or, for a descriptor
+    inherited at process start, this process's own copy. A Pipe's two ends unpickle the same
+    inherited reference: the second time, its descriptor is already closed and the object it names
+    is already mapped (Segment.attach and SpillFile.attach look up the id first), so -1 is given."""
+    if isinstance(reference, tuple):
+        return reference
+    if getattr(reference, "_shmproc_consumed", False):
+        return (_os.getpid(), -1)
+    reference._shmproc_consumed = True
+    return (_os.getpid(), reference.detach())
+
+
+cdef void close_if_inherited(object reference, object fd) noexcept:
+    if not isinstance(reference, tuple) and fd >= 0:
+        close(fd)
+
+
+cdef int adopt_pipe_end(object reference, int mode) except -2:
+    """This process's own descriptor for a notify pipe end; -1 if there is none to have (a write
+    end nobody reads any more needs no signalling)."""
+    if reference is None:
+        return -1
+    if not isinstance(reference, tuple):
+        fd = reference.detach()
+        _os.set_inheritable(fd, False)
+        return fd
+    pid, fd = reference
+    try:
+        return _os.open(f"/proc/{pid}/fd/{fd}", mode | _os.O_NONBLOCK | _os.O_CLOEXEC)
+    except OSError as exc:
+        if mode == _os.O_WRONLY and exc.errno == errno.ENXIO:
+            return -1
+        raise FileNotFoundError(
+            exc.errno, f"cannot attach a queue or connection: process {pid}, which sent it, has "
+                       f"exited or closed it (keep it open in the sender until the receiver has it)"
+        ) from None
+
+
+cdef uint64_t checked_capacity(object capacity) except 0:
+    cdef uint64_t value = capacity
+    if value < MIN_CAPACITY or value > MAX_CAPACITY or value & (value - 1):
+        raise ValueError(f"ring capacity must be a power of two between {MIN_CAPACITY} and "
+                         f"{MAX_CAPACITY} bytes, not {capacity}")
+    return value
+
+
+cdef tuple create_channel(int nrings, object capacity, object maxsize, bint joinable):
+    """A new channel segment with nrings empty rings, and its spill file."""
+    cdef uint64_t ring_capacity = checked_capacity(capacity)
+    if maxsize is None or maxsize <= 0:
+        maxsize = 0
+    cdef uint64_t header_end = align_up(SHM_SEGMENT_HEADER + sizeof(shm_channel_t), 4096)
+    cdef Segment segment = Segment.create(header_end - SHM_SEGMENT_HEADER + nrings * ring_capacity)
+    cdef shm_channel_t *channel = <shm_channel_t *>(segment.base + SHM_SEGMENT_HEADER)
+    cdef SpillFile spill = SpillFile.create(segment, &channel.spill)
+    memcpy(channel.spill_id, <char *>spill.id, 16)
+    channel.nrings = nrings
+    for i in range(nrings):
+        channel.ring[i].capacity = ring_capacity
+        channel.ring[i].data_offset = header_end + i * ring_capacity
+        channel.ring[i].maxsize = maxsize
+        channel.ring[i].joinable = joinable
+    shm_store_u64(&channel.magic, SHM_CHANNEL_MAGIC)
+    return segment, spill
+
+
+def open_pipe_rings(bint duplex, capacity=PIPE_CAPACITY):
+    """The rings of a new Pipe: [(reader, writer)] per direction. Each reader holds only the read end
+    of its ring's notify pipe and each writer only the write end, so that a reader sees EOF when
+    every writer, in every process, is gone."""
+    cdef int nrings = 2 if duplex else 1
+    segment, spill = create_channel(nrings, capacity, 0, False)
+    pairs = []
+    for i in range(nrings):
+        read_fd, write_fd = _os.pipe2(_os.O_NONBLOCK | _os.O_CLOEXEC)
+        reader = MessageRing.__new__(MessageRing)
+        (<MessageRing>reader).bind(segment, spill, i, ROLE_READ, read_fd, -1, True)
+        writer = MessageRing.__new__(MessageRing)
+        (<MessageRing>writer).bind(segment, spill, i, ROLE_WRITE, -1, write_fd, False)
+        pairs.append((reader, writer))
+    return pairs
+
+
+def _rebuild_ring(cls, handle):
+    obj = cls.__new__(cls)
+    (<MessageRing>obj).attach(handle)
+    return obj

@@ -1,0 +1,149 @@
+"""Pipe and Connection on shared-memory message rings; wait() over them (multiprocessing.connection).
+
+A Pipe is one channel segment with a ring per direction (shmproc/core/ring.pyx). ``send`` pickles in
+the caller and copies into the ring; ``recv`` copies out. ``recv`` raises EOFError once the ring is
+drained and every sending Connection is gone -- closed, or its process exited or was killed -- in
+every process that held one (as with multiprocessing, a forked child that inherits the sending end
+keeps it open until it closes it).
+
+``fileno()`` gives a descriptor that select() and ``wait()`` see readable while a message or EOF is
+waiting; asking for it makes every later send to an empty ring write one byte to that descriptor.
+"""
+import multiprocessing.connection as _mp_connection
+from multiprocessing import BufferTooShort
+
+from shmproc import _core
+
+__all__ = ["Connection", "Pipe", "wait", "BufferTooShort"]
+
+
+class Connection:
+    """One end of a Pipe: multiprocessing's Connection API over shared-memory rings."""
+
+    def __init__(self, reader, writer):
+        self._reader = reader
+        self._writer = writer
+        self._closed = False
+
+    @property
+    def closed(self):
+        return self._closed
+
+    @property
+    def readable(self):
+        return self._reader is not None
+
+    @property
+    def writable(self):
+        return self._writer is not None
+
+    def _check_closed(self):
+        if self._closed:
+            raise OSError("handle is closed")
+
+    def _check_readable(self):
+        if self._reader is None:
+            raise OSError("connection is write-only")
+
+    def _check_writable(self):
+        if self._writer is None:
+            raise OSError("connection is read-only")
+
+    def send(self, obj):
+        """Send a picklable object (pickled here, so an unpicklable one raises here)."""
+        self._check_closed()
+        self._check_writable()
+        self._writer.put(obj)
+
+    def send_bytes(self, buf, offset=0, size=None):
+        """Send the bytes of a bytes-like object (offset and size in bytes)."""
+        self._check_closed()
+        self._check_writable()
+        self._writer._send_bytes(buf, offset, size)
+
+    def recv(self):
+        """Receive an object; EOFError when nothing is left and every sender is gone."""
+        self._check_closed()
+        self._check_readable()
+        return self._reader.get()
+
+    def recv_bytes(self, maxlength=None):
+        """Receive a message's bytes. A message longer than maxlength raises OSError and is lost."""
+        self._check_closed()
+        self._check_readable()
+        if maxlength is not None and maxlength < 0:
+            raise ValueError("negative maxlength")
+        data = self._reader._recv_bytes()
+        if maxlength is not None and len(data) > maxlength:
+            raise OSError("bad message length")
+        return data
+
+    def recv_bytes_into(self, buf, offset=0):
+        """Receive a message's bytes into a writable buffer at offset (bytes); return its length.
+        BufferTooShort (holding the message) if it does not fit."""
+        self._check_closed()
+        self._check_readable()
+        with memoryview(buf) as view:
+            bytesize = view.itemsize * len(view)
+            if offset < 0:
+                raise ValueError("negative offset")
+            elif offset > bytesize:
+                raise ValueError("offset too large")
+            data = self._reader._recv_bytes()
+            size = len(data)
+            if bytesize < offset + size:
+                raise BufferTooShort(data)
+            view.cast("B")[offset:offset + size] = data
+            return size
+
+    def poll(self, timeout=0.0):
+        """Whether a message (or EOF) is waiting, waiting up to timeout seconds (None: forever)."""
+        self._check_closed()
+        self._check_readable()
+        return self._reader._poll(timeout)
+
+    def fileno(self):
+        """A descriptor that select() sees readable while a message or EOF is waiting."""
+        self._check_closed()
+        return (self._reader or self._writer).fileno()
+
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            for ring in (self._reader, self._writer):
+                if ring is not None:
+                    ring._close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __reduce__(self):
+        if self._closed:
+            raise OSError("handle is closed")
+        return (Connection, (self._reader, self._writer))
+
+    def __repr__(self):
+        state = "closed" if self._closed else ("duplex" if self._reader and self._writer else
+                                               "read-only" if self._reader else "write-only")
+        return f"<shmproc.connection.Connection {state} at {id(self):#x}>"
+
+
+def Pipe(duplex=True):
+    """Two Connections: both ends send and receive if duplex, else the first only receives and the
+    second only sends (multiprocessing.Pipe)."""
+    pairs = _core.open_pipe_rings(duplex)
+    if duplex:
+        (reader0, writer0), (reader1, writer1) = pairs
+        return Connection(reader0, writer1), Connection(reader1, writer0)
+    (reader, writer), = pairs
+    return Connection(reader, None), Connection(None, writer)
+
+
+def wait(object_list, timeout=None):
+    """Wait until an object in object_list is ready; return the ready ones
+    (multiprocessing.connection.wait). Takes Connections, queues (or their ``_reader``), process
+    sentinels, and anything else with a fileno() or an int descriptor."""
+    return _mp_connection.wait(object_list, timeout)

@@ -1,0 +1,229 @@
+# codec: how a Python object becomes the payload of a ring record, and back (queues issue).
+#
+# Exact ints, floats, strs and bytes are written as themselves: no pickle on either side, which is
+# most of the cost of a small message. Everything else is pickled in the caller with protocol 5 and a
+# buffer callback, so an unpicklable object raises in put() before the ring is touched, and a numpy
+# array's data travels out of band: copied once, straight from the array into shared memory.
+#
+# A pickle with out-of-band buffers is laid out as shm_buffers_t (ring.h): the descriptor, the buffer
+# lengths, then from data_start the stream and each buffer on a SHM_BUFFER_ALIGN boundary. The same
+# layout is used inline in a ring record (SHM_RECORD_BUFFERS) and at the start of a spill range.
+
+import copyreg as _copyreg
+import io as _io
+import pickle as _pickle
+
+cdef object _dumps = _pickle.dumps
+cdef object _loads = _pickle.loads
+
+# The largest payload one ring record can describe (its length field is 32 bits).
+cdef uint64_t RECORD_PAYLOAD_LIMIT = 0xffffffc0u
+
+
+ctypedef struct encoded_t:
+    uint32_t kind          # SHM_RECORD_*: what the payload is
+    uint64_t length        # payload bytes
+    const char *data       # INT, FLOAT: &scalar; BUFFERS: unused; others: the bytes to copy
+    uint64_t scalar        # INT and FLOAT payloads, bit for bit
+    Py_ssize_t nbuffers    # BUFFERS: how many out-of-band buffers follow the stream
+    shm_spill_ref_t spill  # SPILL: the reference that data points at
+
+
+cdef inline uint64_t align_up(uint64_t n, uint64_t alignment) noexcept nogil:
+    return (n + alignment - 1) & ~(alignment - 1)
+
+
+cdef inline uint64_t layout_data_start(uint64_t nbuffers) noexcept nogil:
+    return align_up(sizeof(shm_buffers_t) + 8 * nbuffers, SHM_BUFFER_ALIGN)
+
+
+cdef object forking_dumps(object obj, object buffer_callback):
+    """Pickle as multiprocessing's ForkingPickler does (sockets, Connections...): the slow path for
+    objects that plain pickle refuses."""
+    from multiprocessing.reduction import ForkingPickler
+    buf = _io.BytesIO()
+    ForkingPickler(buf, 5, buffer_callback=buffer_callback).dump(obj)
+    return buf.getvalue()
+
+
+cdef object pickle_with_buffers(object obj, list buffers):
+    try:
+        return _dumps(obj, 5, buffer_callback=buffers.append)
+    except (_pickle.PicklingError, TypeError, AttributeError):
+        del buffers[:]
+        try:
+            return forking_dumps(obj, buffers.append)
+        except Exception:
+            pass
+        raise
+
+
+cdef object encode_object(object obj, encoded_t *e):
+    """Fill e for obj; return the object that owns e.data (keep it alive until written)."""
+    cdef type kind = type(obj)
+    cdef int overflow = 0
+    cdef long long as_int
+    cdef double as_float
+    cdef Py_ssize_t size
+    e.nbuffers = 0
+    if kind is int:
+        as_int = PyLong_AsLongLongAndOverflow(obj, &overflow)
+        if not overflow:
+            memcpy(&e.scalar, &as_int, 8)
+            e.kind, e.length, e.data = SHM_RECORD_INT, 8, <const char *>&e.scalar
+            return obj
+    elif kind is bytes:
+        e.kind, e.length, e.data = SHM_RECORD_BYTES, len(<bytes>obj), PyBytes_AS_STRING(obj)
+        return obj
+    elif kind is float:
+        as_float = PyFloat_AS_DOUBLE(obj)
+        memcpy(&e.scalar, &as_float, 8)
+        e.kind, e.length, e.data = SHM_RECORD_FLOAT, 8, <const char *>&e.scalar
+        return obj
+    elif kind is str:
+        try:
+            e.data = PyUnicode_AsUTF8AndSize(obj, &size)
+            e.kind, e.length = SHM_RECORD_STR, size
+            return obj
+        except UnicodeEncodeError:      # lone surrogates: pickle copes
+            pass
+    cdef list buffers = []
+    stream = pickle_with_buffers(obj, buffers)
+    if not buffers:
+        e.kind, e.length, e.data = SHM_RECORD_PICKLE, len(<bytes>stream), PyBytes_AS_STRING(stream)
+        return stream
+    raws = [buffer.raw() for buffer in buffers]
+    e.kind, e.nbuffers, e.data = SHM_RECORD_BUFFERS, len(raws), NULL
+    e.length = layout_size(len(<bytes>stream), raws)
+    return (stream, raws)
+
+
+cdef object encode_raw(object view, encoded_t *e):
+    """Connection.send_bytes: the payload is a contiguous byte view's bytes, as they are."""
+    e.kind, e.nbuffers, e.length = SHM_RECORD_RAW, 0, len(view)
+    e.data = buffer_address(view) if e.length else NULL
+    return view
+
+
+cdef const char *buffer_address(object contiguous) except NULL:
+    """The start of a C-contiguous buffer (the caller keeps the exporter alive)."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(contiguous, &view, PyBUF_SIMPLE)
+    cdef const char *address = <const char *>view.buf
+    PyBuffer_Release(&view)
+    return address
+
+
+cdef uint64_t layout_size(uint64_t stream_length, list raws) except 0:
+    cdef uint64_t end = layout_data_start(len(raws)) + stream_length
+    for raw in raws:
+        end = align_up(end, SHM_BUFFER_ALIGN) + len(raw)
+    return end
+
+
+cdef int write_layout(char *destination, uint32_t body_kind, const char *stream,
+                      uint64_t stream_length, list raws) except -1:
+    """Lay a message out at destination (see the top of this file). Large copies drop the GIL."""
+    cdef shm_buffers_t *layout = <shm_buffers_t *>destination
+    cdef Py_ssize_t nbuffers = len(raws) if raws is not None else 0
+    cdef uint64_t position = layout_data_start(nbuffers)
+    cdef const char *source
+    cdef uint64_t length
+    layout.nbuffers = <uint32_t>nbuffers
+    layout.body_kind = body_kind
+    layout.stream_length = stream_length
+    copy_unlocked(destination + position, stream, stream_length)
+    position += stream_length
+    for i in range(nbuffers):
+        raw = raws[i]
+        length = len(raw)
+        position = align_up(position, SHM_BUFFER_ALIGN)
+        layout.buffer_length[i] = length
+        if length:
+            copy_unlocked(destination + position, buffer_address(raw), length)
+        position += length
+    return 0
+
+
+cdef int write_encoded_layout(char *destination, encoded_t *e, object owner) except -1:
+    """Write a BUFFERS payload, or any other payload as a layout body (spill ranges)."""
+    if e.kind == SHM_RECORD_BUFFERS:
+        stream, raws = owner
+        return write_layout(destination, SHM_RECORD_BUFFERS, PyBytes_AS_STRING(stream),
+                            len(<bytes>stream), raws)
+    return write_layout(destination, e.kind, e.data, e.length, None)
+
+
+cdef inline void copy_unlocked(char *destination, const char *source, uint64_t length) noexcept:
+    # Below ~64 KiB the GIL round trip costs more than the copy.
+    if length < 65536:
+        memcpy(destination, source, length)
+    else:
+        with nogil:
+            memcpy(destination, source, length)
+
+
+cdef uint64_t encoded_layout_size(encoded_t *e) noexcept:
+    """A payload's size once laid out as a layout body (BUFFERS payloads already are one)."""
+    if e.kind == SHM_RECORD_BUFFERS:
+        return e.length
+    return layout_data_start(0) + e.length
+
+
+cdef object decode_scalar(uint32_t kind, const char *payload, uint64_t length):
+    """The objects whose payload is the value itself; None for the other kinds."""
+    cdef long long as_int
+    cdef double as_float
+    if kind == SHM_RECORD_INT:
+        memcpy(&as_int, payload, 8)
+        return PyLong_FromLongLong(as_int)
+    if kind == SHM_RECORD_BYTES or kind == SHM_RECORD_RAW or kind == SHM_RECORD_PICKLE:
+        return PyBytes_FromStringAndSize(<char *>payload, length)
+    if kind == SHM_RECORD_STR:
+        return PyUnicode_DecodeUTF8(<char *>payload, length, NULL)
+    if kind == SHM_RECORD_FLOAT:
+        memcpy(&as_float, payload, 8)
+        return PyFloat_FromDouble(as_float)
+    return None
+
+
+cdef object decode_layout(object exporter, const char *base, uint64_t length, bint as_bytes):
+    """Rebuild a message laid out at base (length bytes, exported by exporter's buffer).
+
+    Out-of-band buffers become views of exporter, so a numpy array comes back writable and without
+    a copy; they keep exporter (and so the shared memory) alive. as_bytes asks for the message's
+    bytes instead of its object (recv_bytes)."""
+    cdef const shm_buffers_t *layout = <const shm_buffers_t *>base
+    if length < sizeof(shm_buffers_t):
+        raise RuntimeError("corrupt message in a shmproc ring (layout too short)")
+    cdef uint64_t nbuffers = layout.nbuffers
+    cdef uint64_t position = layout_data_start(nbuffers)
+    cdef uint64_t stream_length = layout.stream_length
+    if position > length or stream_length > length - position:
+        raise RuntimeError("corrupt message in a shmproc ring (stream outside its record)")
+    whole = memoryview(exporter)
+    stream = whole[position:position + stream_length]
+    position += stream_length
+    if layout.body_kind == SHM_RECORD_BYTES or (layout.body_kind == SHM_RECORD_RAW and as_bytes):
+        return bytes(stream)
+    if layout.body_kind == SHM_RECORD_RAW:
+        return _loads(stream)
+    buffers = []
+    cdef uint64_t buffer_length
+    for i in range(nbuffers):
+        buffer_length = layout.buffer_length[i]
+        position = align_up(position, SHM_BUFFER_ALIGN)
+        if position > length or buffer_length > length - position:
+            raise RuntimeError("corrupt message in a shmproc ring (buffer outside its record)")
+        buffers.append(whole[position:position + buffer_length])
+        position += buffer_length
+    obj = _loads(stream, buffers=buffers)
+    if as_bytes:
+        return pickled_bytes(obj)
+    return obj
+
+
+cdef object pickled_bytes(object obj):
+    """recv_bytes of a message sent with send(): the pickle, as multiprocessing gives it."""
+    from multiprocessing.reduction import ForkingPickler
+    return bytes(ForkingPickler.dumps(obj))

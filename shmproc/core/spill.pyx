@@ -1,0 +1,287 @@
+# spill: where a message too large for its ring goes (queues issue).
+#
+# A message larger than a quarter of its ring is written into a range of a second file, the channel's
+# spill file, and the ring carries only (slot, generation, length). The spill file is sparse and
+# unnamed like a segment, and every process using the channel holds it open, so a message outlives
+# the process that sent it: a child may put a 1 GB array and exit before the parent gets it.
+#
+# Ranges are recycled, not remapped: a freed range keeps its pages and every process keeps its
+# mapping of it, so the next large message of a similar size is copied into warm memory with no page
+# faults (fresh shared pages fill at ~1 GB/s here, warm ones at ~12 GB/s). Free ranges beyond
+# SPILL_CACHE_BYTES are punched out of the file. The receiver gets its out-of-band buffers as views of
+# the range (a numpy array comes back writable, no copy); the range is freed when the last view dies.
+#
+# Slot states and who may change them are in ring.h and docs/internals/ring.md.
+
+import weakref as _spill_weakref
+
+cdef uint64_t SPILL_CACHE_BYTES = 256 << 20
+cdef bytes SPILL_FILE_MAGIC = b"shmspil1"
+
+# id -> SpillFile: one mapping cache per channel per process, however many ring objects share it.
+_spill_files = _spill_weakref.WeakValueDictionary()
+
+
+cdef class SpillMapping:
+    """This process's mapping of one slot's range, at one generation."""
+    cdef char *address
+    cdef uint64_t size
+    cdef uint32_t generation
+
+    def __dealloc__(self):
+        if self.address != NULL:
+            munmap(self.address, self.size)
+
+
+cdef class SpillLease:
+    """A received message's hold on its slot: exports the range's bytes (writable) and frees the
+    slot when the last view of them is gone, in the process that took it."""
+    cdef SpillFile spill
+    cdef SpillMapping mapping
+    cdef uint32_t slot
+    cdef uint32_t holder
+    cdef uint64_t length
+
+    def __getbuffer__(self, Py_buffer *buffer, int flags):
+        PyBuffer_FillInfo(buffer, self, self.mapping.address, <Py_ssize_t>self.length, 0, flags)
+
+    def __releasebuffer__(self, Py_buffer *buffer):
+        pass
+
+    def __dealloc__(self):
+        if self.spill is not None and self.holder == shm_current_pid():
+            self.spill.release_slot(self.slot)
+
+
+cdef class SpillFile:
+    cdef int fd
+    cdef readonly bytes id
+    cdef Segment segment           # the channel segment holding the slot table
+    cdef shm_spill_table_t *table
+    cdef dict mappings             # slot -> SpillMapping
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self.fd = -1
+        self.mappings = {}
+
+    def __dealloc__(self):
+        if self.fd >= 0:
+            close(self.fd)
+
+    @staticmethod
+    cdef SpillFile create(Segment segment, shm_spill_table_t *table):
+        cdef SpillFile spill = SpillFile.__new__(SpillFile)
+        spill.segment, spill.table = segment, table
+        spill.fd = _open_unnamed(shm_directory())
+        spill.id = _os.urandom(16)
+        _os.pwrite(spill.fd, SPILL_FILE_MAGIC + spill.id, 0)
+        table.next_offset = SHM_SPILL_GRANULE     # the first granule holds the file's header
+        _spill_files[spill.id] = spill
+        return spill
+
+    @staticmethod
+    cdef SpillFile attach(object handle, Segment segment, shm_spill_table_t *table):
+        id, pid, fd = handle
+        cdef SpillFile spill = _spill_files.get(id)
+        if spill is not None:
+            return spill
+        spill = SpillFile.__new__(SpillFile)
+        spill.segment, spill.table, spill.id = segment, table, id
+        try:
+            spill.fd = _os.open(f"/proc/{pid}/fd/{fd}", _os.O_RDWR | _os.O_CLOEXEC)
+        except OSError as exc:
+            raise FileNotFoundError(
+                exc.errno, f"cannot attach a queue's spill file: process {pid}, which sent the queue, "
+                           f"has exited or closed it") from None
+        if _os.pread(spill.fd, 24, 0) != SPILL_FILE_MAGIC + id:
+            raise FileNotFoundError(errno.ENOENT, f"process {pid}'s fd {fd} is not the spill file sent")
+        _spill_files[id] = spill
+        return spill
+
+    def handle(self):
+        return (self.id, <int>shm_current_pid(), self.fd)
+
+    cdef SpillMapping mapping(self, uint32_t slot):
+        """This process's mapping of the slot's current range (cached while its generation holds)."""
+        cdef shm_spill_slot_t *entry = &self.table.slot[slot]
+        cdef uint32_t generation = shm_load_u32(&entry.generation)
+        cdef SpillMapping mapping = self.mappings.get(slot)
+        if mapping is not None and mapping.generation == generation:
+            return mapping
+        mapping = SpillMapping.__new__(SpillMapping)
+        mapping.size, mapping.generation = entry.size, generation
+        cdef void *address = mmap(NULL, mapping.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                                  self.fd, <off_t>entry.offset)
+        if address == MAP_FAILED:
+            raise OSError(cerrno.errno, f"mmap of a {mapping.size}-byte spill range failed")
+        mapping.address = <char *>address
+        self.mappings[slot] = mapping
+        return mapping
+
+    cdef int acquire_slot(self, uint64_t size, bint block, int64_t deadline) except -2:
+        """A slot whose range holds at least size bytes, now held by this process; -1 if none
+        became free before the deadline (or at once, when not blocking)."""
+        cdef shm_spill_table_t *table = self.table
+        cdef uint32_t observed, dead_owner = 0
+        cdef int slot
+        cdef WaitResult result
+        cdef bint spin = True
+        while True:
+            observed = shm_load_u32(&table.released)
+            if not lock_acquire(&table.lock, deadline, &dead_owner):
+                return -1
+            try:
+                slot = self.claim_locked(size)
+            finally:
+                lock_release(&table.lock)
+            if slot >= 0 or not block:
+                return slot
+            with nogil:
+                result = wait_while_equal(&table.released, observed, &table.sleepers, deadline, spin)
+            spin = False
+            if result == WAIT_TIMEOUT:
+                return -1
+            if result != WAIT_CHANGED:
+                run_signal_handlers()
+
+    cdef int claim_locked(self, uint64_t size) except -2:
+        cdef shm_spill_table_t *table = self.table
+        cdef uint32_t me = SHM_SPILL_HELD | shm_current_pid()
+        cdef int best = -1, empty = -1, evictable = -1, i
+        cdef shm_spill_slot_t *entry
+        for i in range(SHM_SPILL_SLOTS):
+            entry = &table.slot[i]
+            if entry.state == SHM_SPILL_FREE:
+                if entry.size >= size and entry.size <= size + size // 4 + SHM_SPILL_GRANULE:
+                    if best < 0 or entry.size < table.slot[best].size:
+                        best = i
+                elif evictable < 0 or entry.size > table.slot[evictable].size:
+                    evictable = i
+            elif entry.state == SHM_SPILL_EMPTY and empty < 0:
+                empty = i
+        if best >= 0:
+            shm_store_u32(&table.slot[best].state, me)
+            return best
+        if empty < 0 and evictable >= 0:
+            self.punch_locked(evictable)
+            empty = evictable
+        if empty < 0:
+            empty = self.recover_dead_holder_locked()
+            if empty < 0:
+                return -1
+            if table.slot[empty].size >= size:
+                shm_store_u32(&table.slot[empty].state, me)
+                return empty
+            self.punch_locked(empty)
+        self.new_range_locked(empty, size)
+        shm_store_u32(&table.slot[empty].state, me)
+        self.trim_cache_locked()
+        return empty
+
+    cdef int recover_dead_holder_locked(self) except -2:
+        """A slot held by a process that died (a producer killed while writing it, a consumer killed
+        while reading it) is free again: no ring record refers to a held slot."""
+        cdef shm_spill_slot_t *entry
+        cdef uint32_t state
+        for i in range(SHM_SPILL_SLOTS):
+            entry = &self.table.slot[i]
+            state = shm_load_u32(&entry.state)
+            if state & SHM_SPILL_HELD and not shm_pid_alive(state & ~SHM_SPILL_HELD):
+                shm_store_u32(&entry.state, SHM_SPILL_FREE)
+                return i
+        return -1
+
+    cdef int new_range_locked(self, int slot, uint64_t size) except -1:
+        cdef shm_spill_slot_t *entry = &self.table.slot[slot]
+        cdef uint64_t rounded = align_up(size, SHM_SPILL_GRANULE)
+        cdef uint64_t offset = self.table.next_offset
+        cdef int rc, err = 0
+        with nogil:
+            rc = fallocate(self.fd, 0, <off_t>offset, <off_t>rounded)
+            if rc != 0:
+                err = cerrno.errno
+        if err == errno.ENOSPC or err == errno.ENOMEM:
+            # Free ranges kept warm for reuse are the first thing to give back.
+            for i in range(SHM_SPILL_SLOTS):
+                if self.table.slot[i].state == SHM_SPILL_FREE:
+                    self.punch_locked(i)
+            with nogil:
+                rc = fallocate(self.fd, 0, <off_t>offset, <off_t>rounded)
+                if rc != 0:
+                    err = cerrno.errno
+        if rc != 0:
+            raise OSError(err, f"not enough shared memory for a {size}-byte message in "
+                               f"{shm_directory()}: {_os.strerror(err)}")
+        self.table.next_offset = offset + rounded
+        # generation first: a process's cached mapping of the old range must stop matching before
+        # the new range is described.
+        shm_fetch_add_u32(&entry.generation, 1)
+        entry.offset, entry.size = offset, rounded
+        return 0
+
+    cdef int punch_locked(self, int slot) except -1:
+        cdef shm_spill_slot_t *entry = &self.table.slot[slot]
+        shm_store_u32(&entry.state, SHM_SPILL_EMPTY)
+        shm_fetch_add_u32(&entry.generation, 1)
+        if entry.size:
+            fallocate(self.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, <off_t>entry.offset,
+                      <off_t>entry.size)
+        entry.size = 0
+        self.mappings.pop(slot, None)
+        return 0
+
+    cdef int trim_cache_locked(self) except -1:
+        cdef uint64_t cached = 0
+        cdef int i
+        for i in range(SHM_SPILL_SLOTS):
+            if self.table.slot[i].state == SHM_SPILL_FREE:
+                cached += self.table.slot[i].size
+        for i in range(SHM_SPILL_SLOTS):
+            if cached <= SPILL_CACHE_BYTES:
+                break
+            if self.table.slot[i].state == SHM_SPILL_FREE:
+                cached -= self.table.slot[i].size
+                self.punch_locked(i)
+        return 0
+
+    cdef inline void queue_slot(self, uint32_t slot) noexcept:
+        """Producer, under the ring's producer lock just before publishing the record."""
+        shm_store_u32(&self.table.slot[slot].state, SHM_SPILL_QUEUED)
+
+    cdef inline void hold_slot(self, uint32_t slot) noexcept:
+        """Consumer, after the record that names the slot has been consumed."""
+        shm_store_u32(&self.table.slot[slot].state, SHM_SPILL_HELD | shm_current_pid())
+
+    cdef void release_slot(self, uint32_t slot) noexcept:
+        shm_store_u32(&self.table.slot[slot].state, SHM_SPILL_FREE)
+        shm_fetch_add_u32(&self.table.released, 1)
+        wake_sleepers(&self.table.released, &self.table.sleepers, SHM_WAKE_ALL)
+
+    cdef bint under_pressure(self) noexcept:
+        """More than half the slots are taken: a receiver should copy out and free its slot at
+        once rather than pin it for as long as its arrays live."""
+        cdef int busy = 0
+        for i in range(SHM_SPILL_SLOTS):
+            if shm_load_relaxed_u32(&self.table.slot[i].state) > SHM_SPILL_FREE:
+                busy += 1
+        return busy > SHM_SPILL_SLOTS // 2
+
+    cdef object receive(self, const shm_spill_ref_t *ref, bint as_bytes):
+        """The message a consumed SPILL record names (this process already holds the slot)."""
+        if ref.slot >= <uint32_t>SHM_SPILL_SLOTS:
+            raise RuntimeError("corrupt message in a shmproc ring (no such spill slot)")
+        # The lease exists before any check can fail, so the slot is freed whatever happens.
+        cdef SpillLease lease = SpillLease.__new__(SpillLease)
+        lease.spill, lease.slot, lease.holder = self, ref.slot, shm_current_pid()
+        if shm_load_u32(&self.table.slot[ref.slot].generation) != ref.generation:
+            raise RuntimeError("corrupt message in a shmproc ring (stale spill reference)")
+        lease.mapping = self.mapping(ref.slot)
+        lease.length = ref.length
+        if ref.length > lease.mapping.size:
+            raise RuntimeError("corrupt message in a shmproc ring (spill reference too long)")
+        if self.under_pressure():
+            private = PyByteArray_FromStringAndSize(lease.mapping.address, ref.length)
+            lease = None                # frees the slot now
+            return decode_layout(private, PyByteArray_AS_STRING(private), ref.length, as_bytes)
+        return decode_layout(lease, lease.mapping.address, ref.length, as_bytes)

@@ -1,0 +1,142 @@
+/* ring.h: the shared layout of a message channel (Queue, Pipe): its rings and its spill table.
+ *
+ * These bytes are an ABI between processes, so every field has a fixed width and the sizes are
+ * checked at compile time. The invariants each field keeps are written down in
+ * docs/internals/ring.md; the code that keeps them is shmproc/core/ring.pyx.
+ *
+ * A channel is one segment:   [segment header][channel header][spill table][ring 0][ring 1]
+ *                             [data of ring 0 (capacity bytes)][data of ring 1]
+ * plus a second, sparse file (the spill file) holding messages too large for a ring. */
+#ifndef SHMPROC_RING_H
+#define SHMPROC_RING_H
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "layout.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+/* Consumers sleep on the low half of the 64-bit tail (and producers on the head's): a futex word
+ * is 32 bits, and on a little-endian machine the low half sits at the index's own address. */
+#error "shmproc's ring needs a little-endian machine"
+#endif
+
+#define SHM_CHANNEL_MAGIC 0x316c656e6e616863ull   /* "channel1" little-endian */
+#define SHM_RING_MAX 2
+
+/* One direction of messages. Each group of fields is written by one side only and sits on its
+ * own cache line, so producers and consumers never write the same line. */
+typedef struct {
+    /* Line 0: written once by the creator. */
+    uint64_t capacity;        /* bytes of the data area: a power of two */
+    uint64_t data_offset;     /* of the data area, from the segment's base */
+    uint64_t maxsize;         /* messages; 0: only the byte capacity bounds the ring */
+    uint32_t joinable;        /* unfinished_tasks is counted (JoinableQueue) */
+    uint8_t _pad0[SHM_CACHE_LINE - 28];
+
+    /* Line 1: producers. The lock serialises writers; tail publishes (release) what they wrote. */
+    shm_lock_t producer_lock;
+    uint64_t tail;            /* bytes ever written; records below it are complete */
+    uint64_t puts;            /* messages ever written */
+    uint32_t data_sleepers;   /* consumers asleep on the low half of tail */
+    uint8_t _pad1[SHM_CACHE_LINE - 36];
+
+    /* Line 2: consumers. The lock serialises readers; head frees (release) what they read. */
+    shm_lock_t consumer_lock;
+    uint64_t head;            /* bytes ever read; head <= tail */
+    uint64_t gets;            /* messages ever read; gets <= puts */
+    uint32_t space_sleepers;  /* producers asleep on the low half of head */
+    uint8_t _pad2[SHM_CACHE_LINE - 36];
+
+    /* Line 3: rarely written. */
+    uint32_t unfinished_tasks;  /* JoinableQueue: futex word that join() sleeps on */
+    uint32_t join_sleepers;
+    uint32_t notify_enabled;    /* someone asked for fileno(): keep the notify pipe readable */
+    uint32_t notify_signaled;   /* 1: the notify pipe holds its one byte (or is about to) */
+    uint8_t _pad3[SHM_CACHE_LINE - 16];
+} shm_ring_t;
+static_assert(sizeof(shm_ring_t) == 4 * SHM_CACHE_LINE, "shm_ring_t is four cache lines");
+static_assert(offsetof(shm_ring_t, producer_lock) == SHM_CACHE_LINE, "producers' line");
+static_assert(offsetof(shm_ring_t, consumer_lock) == 2 * SHM_CACHE_LINE, "consumers' line");
+static_assert(offsetof(shm_ring_t, unfinished_tasks) == 3 * SHM_CACHE_LINE, "cold line");
+static_assert(offsetof(shm_ring_t, tail) % 8 == 0 && offsetof(shm_ring_t, head) % 8 == 0,
+              "indices are naturally aligned (atomic, and their low half is a futex word)");
+
+/* Every record in a ring's data area starts with this, on an 8-byte boundary. A record never wraps:
+ * when the next one does not fit before the end of the data area, a PAD record fills the rest. */
+typedef struct {
+    uint32_t length;          /* payload bytes after this header (the record is padded to 8) */
+    uint32_t kind;            /* SHM_RECORD_* */
+} shm_record_header_t;
+static_assert(sizeof(shm_record_header_t) == 8, "record header");
+
+enum {
+    SHM_RECORD_PAD = 0,       /* skip to the start of the data area */
+    SHM_RECORD_PICKLE = 1,    /* a pickle stream */
+    SHM_RECORD_BUFFERS = 2,   /* shm_buffers_t, then a pickle stream and its out-of-band buffers */
+    SHM_RECORD_BYTES = 3,     /* an exact bytes object */
+    SHM_RECORD_INT = 4,       /* an exact int that fits in int64 */
+    SHM_RECORD_FLOAT = 5,     /* an exact float */
+    SHM_RECORD_STR = 6,       /* an exact str, UTF-8 */
+    SHM_RECORD_SPILL = 7,     /* shm_spill_ref_t: the message lives in a spill slot */
+    SHM_RECORD_RAW = 8,       /* Connection.send_bytes: bytes that recv() unpickles */
+};
+
+/* How a pickle stream and its out-of-band buffers are laid out, inline or in a spill range: this
+ * descriptor, nbuffers lengths, then (from data_start) the stream, then each buffer starting on an
+ * SHM_BUFFER_ALIGN boundary relative to data_start. */
+#define SHM_BUFFER_ALIGN 64
+typedef struct {
+    uint32_t nbuffers;
+    uint32_t body_kind;       /* SHM_RECORD_PICKLE, SHM_RECORD_BUFFERS or SHM_RECORD_BYTES */
+    uint64_t stream_length;
+    uint64_t buffer_length[]; /* nbuffers of them */
+} shm_buffers_t;
+static_assert(sizeof(shm_buffers_t) == 16, "buffers descriptor");
+
+/* A ring record that points at a spill slot, whose range holds the message as a layout
+ * (shm_buffers_t, body_kind PICKLE, BUFFERS, BYTES or RAW). */
+typedef struct {
+    uint32_t slot;
+    uint32_t generation;      /* the slot's generation when written: a stale reference is detected */
+    uint64_t length;          /* bytes of the layout */
+} shm_spill_ref_t;
+static_assert(sizeof(shm_spill_ref_t) == 16, "spill reference");
+
+/* Spill slots: ranges of the spill file that hold one large message each. Slot states: */
+#define SHM_SPILL_EMPTY 0u         /* no range */
+#define SHM_SPILL_FREE 1u          /* a range with warm pages, reusable */
+#define SHM_SPILL_QUEUED 2u        /* a ring record refers to it; no process holds it */
+#define SHM_SPILL_HELD 0x80000000u /* | pid: that process writes it (producer) or reads it (consumer) */
+#define SHM_SPILL_SLOTS 64
+#define SHM_SPILL_GRANULE (2u << 20)
+typedef struct {
+    uint64_t offset;          /* in the spill file; ranges are never reused once punched out */
+    uint64_t size;
+    uint32_t state;
+    uint32_t generation;      /* +1 whenever offset/size change: processes' mapping caches check it */
+    uint64_t _pad;
+} shm_spill_slot_t;
+static_assert(sizeof(shm_spill_slot_t) == 32, "spill slot");
+
+typedef struct {
+    shm_lock_t lock;          /* guards slot ranges and next_offset; robust to a dead holder */
+    uint64_t next_offset;     /* bump pointer in the sparse spill file */
+    uint32_t released;        /* futex word: +1 whenever a slot becomes free */
+    uint32_t sleepers;
+    uint8_t _pad[SHM_CACHE_LINE - 32];
+    shm_spill_slot_t slot[SHM_SPILL_SLOTS];
+} shm_spill_table_t;
+static_assert(sizeof(shm_spill_table_t) == SHM_CACHE_LINE + 32 * SHM_SPILL_SLOTS, "spill table");
+
+typedef struct {
+    uint64_t magic;
+    uint32_t nrings;
+    uint32_t _pad0;
+    uint8_t spill_id[16];     /* the spill file's id: an attacher checks it got the right file */
+    uint8_t _pad1[SHM_CACHE_LINE - 32];
+    shm_spill_table_t spill;
+    shm_ring_t ring[SHM_RING_MAX];
+} shm_channel_t;
+static_assert(offsetof(shm_channel_t, spill) == SHM_CACHE_LINE, "channel header is one line");
+static_assert(offsetof(shm_channel_t, ring) % SHM_CACHE_LINE == 0, "rings on their own lines");
+#endif

@@ -1,0 +1,90 @@
+"""Queue, SimpleQueue and JoinableQueue on a shared-memory message ring (multiprocessing's API).
+
+Each queue is one ring in a shared-memory segment (shmproc/core/ring.pyx). There is no feeder thread:
+``put()`` pickles in the caller and copies the message straight into shared memory, so an object
+that cannot be pickled raises in ``put()``, a message is in the queue when ``put()`` returns, and
+``qsize()``, ``task_done()`` and ``join()`` work across processes. Beyond multiprocessing:
+``put_many(iterable)`` and ``get_many(max_messages)`` move many messages per lock acquisition.
+
+A queue pickles as a handle to its shared state, so it can be passed to a child under any start
+method (and through another queue or pipe); the sending process must still hold it when the
+receiver unpickles it.
+"""
+import queue
+import types
+
+from shmproc import _core
+
+__all__ = ["Queue", "SimpleQueue", "JoinableQueue", "Empty", "Full"]
+
+Empty = queue.Empty
+Full = queue.Full
+
+
+class Queue(_core.MessageRing):
+    """A process-shared FIFO queue (multiprocessing.Queue).
+
+    maxsize bounds the number of messages (0: no bound but the ring's bytes). capacity is the ring's
+    size in bytes, a power of two; messages larger than a quarter of it travel through a side
+    file instead, so any size goes through.
+    """
+
+    def __init__(self, maxsize=0, *, ctx=None, capacity=_core.QUEUE_CAPACITY):
+        self._open_queue(maxsize, self._joinable, capacity)
+
+    _joinable = False
+
+    def close(self):
+        """This process will use the queue no more: put and get now raise ValueError."""
+        self._close()
+
+    def join_thread(self):
+        """Nothing to wait for: put() has already written every message. Like multiprocessing, this
+        may only be called after close()."""
+        if not self._closed:
+            raise AssertionError(f"Queue {self!r} not closed")
+
+    def cancel_join_thread(self):
+        """Nothing to cancel: there is no feeder thread."""
+
+    def _closed_error(self):
+        return ValueError(f"Queue {self!r} is closed")
+
+    @property
+    def _reader(self):
+        """A read-only Connection over this queue, for multiprocessing.connection.wait() and
+        shmproc.connection.wait() (the queue itself works there too: it has fileno())."""
+        from shmproc.connection import Connection
+        return Connection(self, None)
+
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+
+class JoinableQueue(Queue):
+    """A Queue that counts unfinished tasks across processes (multiprocessing.JoinableQueue)."""
+
+    _joinable = True
+
+    def task_done(self):
+        """A task taken from the queue is finished; ValueError if called more often than put()."""
+        self._task_done()
+
+    def join(self):
+        """Block until every item put has been taken and marked task_done()."""
+        self._join()
+
+
+class SimpleQueue(_core.MessageRing):
+    """A process-shared FIFO queue with only put, get, empty and close
+    (multiprocessing.SimpleQueue). After close(), put and get raise OSError, as there."""
+
+    def __init__(self, *, ctx=None, capacity=_core.QUEUE_CAPACITY):
+        self._open_queue(0, False, capacity)
+
+    def close(self):
+        self._close()
+
+    def _closed_error(self):
+        return OSError("handle is closed")
+
+    __class_getitem__ = classmethod(types.GenericAlias)

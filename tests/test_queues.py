@@ -1,0 +1,418 @@
+"""shmproc.queues: Queue, SimpleQueue, JoinableQueue against multiprocessing's behaviour, in one
+process and across real processes (fork and spawn)."""
+import multiprocessing
+import pickle
+import queue
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+import support_queues
+from shmproc.queues import Empty, Full, JoinableQueue, Queue, SimpleQueue
+
+JOIN_TIMEOUT = 30
+
+
+def mp_queue(kind, *args):
+    return getattr(multiprocessing, kind)(*args)
+
+
+def shm_queue(kind, *args):
+    return {"Queue": Queue, "SimpleQueue": SimpleQueue, "JoinableQueue": JoinableQueue}[kind](*args)
+
+
+@pytest.fixture(params=["multiprocessing", "shmproc"])
+def make_queue(request):
+    """The same behaviour test, run on multiprocessing's queue and on shmproc's."""
+    return mp_queue if request.param == "multiprocessing" else shm_queue
+
+
+def started(ctx, target, *args):
+    process = ctx.Process(target=target, args=args)
+    process.start()
+    return process
+
+
+def joined(*processes):
+    for process in processes:
+        process.join(JOIN_TIMEOUT)
+        if process.is_alive():
+            process.kill()
+            process.join()
+            pytest.fail(f"child {process.pid} did not finish within {JOIN_TIMEOUT}s")
+        assert process.exitcode == 0, f"child exited with {process.exitcode}"
+
+
+# -- the API, same as multiprocessing's ---------------------------------------------------------
+
+def test_fifo_order_and_types(make_queue):
+    q = make_queue("Queue")
+    items = [0, -1, 2**80, 1.5, float("inf"), "", "héllo", "\udc80", b"", b"x" * 100, None, True,
+             (1, "a"), [1, [2]], {"k": {1, 2}}, bytearray(b"ab"), 3 + 4j]
+    for item in items:
+        q.put(item)
+    got = [q.get(timeout=5) for _ in items]
+    assert got == items
+    assert [type(x) for x in got] == [type(x) for x in items]
+
+
+def test_get_nowait_and_timeout_on_empty(make_queue):
+    q = make_queue("Queue")
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+    with pytest.raises(queue.Empty):
+        q.get(False)
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.05)
+
+
+def test_maxsize_full_and_put_nowait(make_queue):
+    q = make_queue("Queue", 2)
+    q.put(1)
+    q.put_nowait(2)
+    with pytest.raises(queue.Full):
+        q.put_nowait(3)
+    with pytest.raises(queue.Full):
+        q.put(3, timeout=0.05)
+    assert q.get(timeout=5) == 1
+    q.put(3, timeout=5)
+    assert [q.get(timeout=5), q.get(timeout=5)] == [2, 3]
+
+
+def test_qsize_empty_full(make_queue):
+    q = make_queue("Queue", 3)
+    assert q.empty() and not q.full() and q.qsize() == 0
+    for i in range(3):
+        q.put(i)
+    deadline = time.monotonic() + 5
+    while (q.qsize() < 3 or q.empty()) and time.monotonic() < deadline:   # mp's feeder thread lags
+        time.sleep(0.01)
+    assert q.qsize() == 3 and q.full() and not q.empty()
+    q.get(timeout=5)
+    assert q.qsize() == 2 and not q.full()
+
+
+def test_closed_queue_raises_value_error(make_queue):
+    q = make_queue("Queue")
+    q.put(1)
+    with pytest.raises(AssertionError):
+        q.join_thread()
+    q.close()
+    with pytest.raises(ValueError, match="is closed"):
+        q.put(2)
+    with pytest.raises(ValueError, match="is closed"):
+        q.get()
+    q.join_thread()
+    q.cancel_join_thread()
+
+
+def test_simple_queue(make_queue):
+    q = make_queue("SimpleQueue")
+    assert q.empty()
+    q.put([1, 2])
+    q.put("x")
+    assert not q.empty()
+    assert q.get() == [1, 2] and q.get() == "x"
+    q.close()
+    with pytest.raises(OSError):
+        q.get()
+
+
+def test_joinable_queue_counts_tasks(make_queue):
+    q = make_queue("JoinableQueue")
+    q.put(1)
+    q.put(2)
+    q.get(timeout=5)
+    q.task_done()
+    q.get(timeout=5)
+    q.task_done()
+    q.join()
+    with pytest.raises(ValueError, match="too many times"):
+        q.task_done()
+
+
+def test_generic_alias():
+    assert Queue[int].__origin__ is Queue
+    assert SimpleQueue[int].__origin__ is SimpleQueue
+
+
+def test_negative_timeout_is_an_error():
+    q = Queue()
+    with pytest.raises(ValueError):
+        q.get(timeout=-1)
+
+
+# -- beyond multiprocessing: batches, sizes, errors in the caller ---------------------------------
+
+def test_put_many_get_many():
+    q = Queue()
+    q.put_many(range(10_000))
+    got = []
+    while len(got) < 10_000:
+        batch = q.get_many(3000, timeout=5)
+        assert 1 <= len(batch) <= 3000
+        got.extend(batch)
+    assert got == list(range(10_000))
+    with pytest.raises(queue.Empty):
+        q.get_many(10, block=False)
+    with pytest.raises(ValueError):
+        q.get_many(0)
+
+
+def test_put_many_respects_maxsize_and_reports_count():
+    q = Queue(5)
+    with pytest.raises(queue.Full) as info:
+        q.put_many(range(8), block=False)
+    assert info.value.count == 5
+    assert q.get_many(100) == [0, 1, 2, 3, 4]
+
+
+def test_put_many_stops_at_an_unpicklable_item():
+    q = Queue()
+    with pytest.raises((pickle.PicklingError, TypeError, AttributeError)):
+        q.put_many([1, 2, threading.Lock(), 4])
+    assert q.get_many(10, block=False) == [1, 2]
+
+
+def test_unpicklable_object_raises_in_put_and_leaves_queue_untouched():
+    q = Queue()
+    q.put("before")
+    with pytest.raises((pickle.PicklingError, TypeError, AttributeError)):
+        q.put(lambda: 0)
+    with pytest.raises(TypeError):
+        q.put(threading.Lock())
+    assert q.qsize() == 1
+    assert q.get(timeout=5) == "before"
+    q.put("after")
+    assert q.get(timeout=5) == "after"
+
+
+def test_message_larger_than_the_ring_goes_through():
+    q = Queue(capacity=1 << 16)
+    big = bytes(range(256)) * 4096          # 1 MiB through a 64 KiB ring
+    q.put(big)
+    q.put("small")
+    assert q.get(timeout=5) == big
+    assert q.get(timeout=5) == "small"
+
+
+def test_ndarray_round_trip_is_writable_and_equal():
+    q = Queue(capacity=1 << 16)
+    for array in (np.arange(10.0), np.arange(100_000, dtype=np.int32).reshape(100, 1000),
+                  np.asfortranarray(np.ones((300, 200))), np.arange(30.0)[::3]):
+        q.put(array)
+        got = q.get(timeout=5)
+        assert got.dtype == array.dtype and got.shape == array.shape
+        assert np.array_equal(got, array)
+        assert got.flags.writeable
+        got[...] = 0                          # a private array: the sender's is untouched
+        assert not np.array_equal(got, array) or not array.any()
+
+
+def test_many_large_messages_outstanding():
+    """More spilled messages in the queue than there are spill slots kept warm."""
+    q = Queue(capacity=1 << 16)
+    arrays = [np.full(50_000, i, dtype=np.int64) for i in range(100)]
+    received = []
+    for array in arrays:
+        q.put(array)
+        if q.qsize() > 40:
+            received.append(q.get(timeout=5))
+    while len(received) < len(arrays):
+        received.append(q.get(timeout=5))
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, received))
+
+
+def test_threads_share_a_queue():
+    q = Queue()
+    out = Queue()
+
+    def consume():
+        while (item := q.get(timeout=10)) is not None:
+            out.put(item)
+
+    threads = [threading.Thread(target=consume) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for i in range(3000):
+        q.put(i)
+    for _ in threads:
+        q.put(None)
+    for thread in threads:
+        thread.join(10)
+    got = []
+    while len(got) < 3000:
+        got.extend(out.get_many(10_000, timeout=5))
+    assert sorted(got) == list(range(3000))
+
+
+# -- across processes ------------------------------------------------------------------------------
+
+def test_child_puts_parent_gets(ctx):
+    q = Queue()
+    child = started(ctx, support_queues.put_range, q, 0, 20_000)
+    assert [q.get(timeout=JOIN_TIMEOUT) for _ in range(20_000)] == list(range(20_000))
+    joined(child)
+
+
+def test_parent_puts_child_gets(ctx):
+    q, results = Queue(), Queue()
+    child = started(ctx, support_queues.get_and_report, q, results, 100, JOIN_TIMEOUT)
+    for i in range(100):
+        q.put({"i": i})
+    assert [results.get(timeout=JOIN_TIMEOUT) for _ in range(100)] == [{"i": i} for i in range(100)]
+    joined(child)
+
+
+def test_batches_across_processes(ctx):
+    q = Queue()
+    child = started(ctx, support_queues.put_many_range, q, 0, 50_000, 1000)
+    got = []
+    while len(got) < 50_000:
+        got.extend(q.get_many(4096, timeout=JOIN_TIMEOUT))
+    assert got == list(range(50_000))
+    joined(child)
+
+
+def test_message_outlives_its_sender(ctx):
+    q = Queue()
+    big = np.arange(2_000_000, dtype=np.float64)       # spilled: 16 MB
+    child = started(ctx, support_queues.put_and_exit, q, big)
+    joined(child)
+    got = q.get(timeout=JOIN_TIMEOUT)
+    assert np.array_equal(got, big) and got.flags.writeable
+
+
+def test_ndarray_to_child(ctx):
+    q, results = Queue(), Queue()
+    array = np.arange(3_000_000, dtype=np.float64).reshape(1000, 3000)
+    child = started(ctx, support_queues.sum_array, q, results)
+    q.put(array)
+    total, shape, dtype, writeable = results.get(timeout=JOIN_TIMEOUT)
+    assert (total, shape, dtype, writeable) == (float(array.sum()), array.shape, array.dtype.str, True)
+    joined(child)
+
+
+def test_round_trips_over_two_queues(ctx):
+    requests, replies = Queue(), Queue()
+    child = started(ctx, support_queues.echo_queue, requests, replies, 500)
+    for i in range(500):
+        requests.put(i)
+        assert replies.get(timeout=JOIN_TIMEOUT) == i
+    joined(child)
+
+
+def test_joinable_queue_across_processes(ctx):
+    q, done = JoinableQueue(), Queue()
+    workers = [started(ctx, support_queues.work_joinable, q, done) for _ in range(2)]
+    for i in range(200):
+        q.put(i)
+    for _ in workers:
+        q.put(None)
+    q.join()
+    assert sorted(done.get_many(1000, timeout=5)) == sorted(2 * i for i in range(200))
+    joined(*workers)
+
+
+@pytest.mark.parametrize("blocked_in", ["get", "put"])
+def test_ctrl_c_interrupts_a_blocked_call(ctx, blocked_in):
+    q, ready, result = Queue(1), Queue(), Queue()
+    if blocked_in == "put":
+        q.put("fills it")
+        target = support_queues.blocked_put_reports_interrupt
+    else:
+        target = support_queues.blocked_get_reports_interrupt
+    child = started(ctx, target, q, ready, result)
+    pid = ready.get(timeout=JOIN_TIMEOUT)
+    time.sleep(0.3)                          # let it fall asleep in the futex
+    sent = time.monotonic()
+    import os
+    os.kill(pid, signal.SIGINT)
+    outcome = result.get(timeout=10)
+    assert outcome[0] == "interrupted"
+    assert time.monotonic() - sent < 5
+    joined(child)
+
+
+def test_queue_pickles_through_a_queue():
+    carrier, inner = Queue(), Queue()
+    carrier.put(inner)
+    received = carrier.get(timeout=5)
+    received.put("through")
+    assert inner.get(timeout=5) == "through"
+
+
+# -- the model: queue.Queue ----------------------------------------------------------------------
+
+class QueueAgainstModel(RuleBasedStateMachine):
+    """Single-process sequences of operations give the same results as queue.Queue's."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxsize = 4
+        self.real = Queue(self.maxsize, capacity=1 << 12)
+        self.model = queue.Queue(self.maxsize)
+
+    items = st.one_of(st.integers(), st.binary(max_size=700), st.text(max_size=50),
+                      st.lists(st.integers(), max_size=5), st.none())
+
+    @rule(item=items)
+    def put_nowait(self, item):
+        try:
+            self.model.put_nowait(item)
+            expected = None
+        except queue.Full:
+            expected = queue.Full
+        try:
+            self.real.put_nowait(item)
+            got = None
+        except queue.Full:
+            got = queue.Full
+        assert got is expected
+
+    @rule()
+    def get_nowait(self):
+        try:
+            expected = self.model.get_nowait()
+        except queue.Empty:
+            expected = queue.Empty
+        try:
+            got = self.real.get_nowait()
+        except queue.Empty:
+            got = queue.Empty
+        assert got == expected
+
+    @precondition(lambda self: not self.model.full())
+    @rule(items=st.lists(items, max_size=3))
+    def put_many(self, items):
+        items = items[:self.maxsize - self.model.qsize()]
+        for item in items:
+            self.model.put_nowait(item)
+        self.real.put_many(items, block=False)
+
+    @rule(limit=st.integers(1, 5))
+    def get_many(self, limit):
+        expected = []
+        while len(expected) < limit and not self.model.empty():
+            expected.append(self.model.get_nowait())
+        try:
+            got = self.real.get_many(limit, block=False)
+        except queue.Empty:
+            got = []
+        assert got == expected
+
+    @invariant()
+    def sizes_agree(self):
+        assert self.real.qsize() == self.model.qsize()
+        assert self.real.empty() == self.model.empty()
+        assert self.real.full() == self.model.full()
+
+
+TestQueueAgainstModel = QueueAgainstModel.TestCase
+TestQueueAgainstModel.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
