@@ -46,8 +46,9 @@ def run_async(ctx, target, *args):
 
 
 def receive(ctx, target, *args, timeout=30):
-    """Run target(conn, *args) in a child and return what it sent."""
-    reader, writer = ctx.Pipe(duplex=False)
+    """Run target(conn, *args) in a child and return what it sent (through multiprocessing's Pipe:
+    the process is under test here, not the pipe)."""
+    reader, writer = multiprocessing.Pipe(duplex=False)
     p = ctx.Process(target=target, args=(writer, *args))
     p.start()
     writer.close()
@@ -160,7 +161,7 @@ class TestAttributes:
         p2.join(10)
 
     def test_daemon_seen_in_child(self, ctx):
-        reader, writer = ctx.Pipe(duplex=False)
+        reader, writer = multiprocessing.Pipe(duplex=False)
         p = ctx.Process(target=support.report_identity, args=(writer,), daemon=True)
         p.start()
         writer.close()
@@ -178,7 +179,9 @@ class TestAttributes:
 
     def test_sentinel_asked_for_after_the_end_is_ready(self, ctx):
         p = run(ctx, support.do_nothing)
-        assert multiprocessing.connection.wait([p.sentinel], timeout=0) == [p.sentinel]
+        # (Not timeout=0: the fork server closes its end of the sentinel pipe just after it has
+        # reported the exit status.)
+        assert multiprocessing.connection.wait([p.sentinel], timeout=10) == [p.sentinel]
         assert p.sentinel == p.sentinel
 
     def test_terminate_through_an_open_sentinel(self, ctx):
@@ -268,7 +271,7 @@ class TestTargets:
     def test_args_and_kwargs(self, ctx):
         _, (args, kwargs) = receive(ctx, support.send_args, 1, "two", [3])
         assert args == (1, "two", [3]) and kwargs == {}
-        reader, writer = ctx.Pipe(duplex=False)
+        reader, writer = multiprocessing.Pipe(duplex=False)
         p = ctx.Process(target=support.send_args, args=(writer, 5), kwargs={"key": {"nested": 1}})
         p.start()
         writer.close()
