@@ -1,5 +1,25 @@
-"""Module-level child targets for the sharedctypes and ndarray tests (spawned children import them)."""
+"""Module-level child targets for the sharedctypes and ndarray tests (spawned children import them),
+and the parent's way of running them."""
 import numpy as np
+
+JOIN = 60  # seconds: a generous bound on any child that should finish (spawn on a busy machine)
+
+
+def run(ctx, target, *args):
+    p = ctx.Process(target=target, args=args)
+    p.start()
+    return p
+
+
+def finish(*processes):
+    """Join the children; a child that hangs is killed and fails the test, as does a failed one."""
+    for p in processes:
+        p.join(JOIN)
+        if p.is_alive():
+            p.kill()
+            p.join()
+            raise AssertionError(f"child {p.pid} did not finish within {JOIN}s")
+        assert p.exitcode == 0, f"child {p.pid} exited with {p.exitcode}"
 
 
 def set_value(value, new):

@@ -10,24 +10,7 @@ import shmproc.ndarray as shared
 from shmproc.ndarray import SharedNDArray
 
 import support_sharedctypes as support
-
-JOIN = 60  # seconds: spawn children of a busy machine, and 256 MB arrays
-
-
-def run(ctx, target, *args):
-    p = ctx.Process(target=target, args=args)
-    p.start()
-    return p
-
-
-def finish(*processes):
-    for p in processes:
-        p.join(JOIN)
-        if p.is_alive():
-            p.kill()
-            p.join()
-            pytest.fail(f"child {p.pid} did not finish within {JOIN}s")
-        assert p.exitcode == 0, f"child {p.pid} exited with {p.exitcode}"
+from support_sharedctypes import JOIN, finish, run
 
 
 def roundtrip(array):

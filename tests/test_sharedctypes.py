@@ -15,28 +15,14 @@ from shmproc import sharedctypes
 from shmproc.sharedctypes import Array, RawArray, RawValue, Value
 
 import support_sharedctypes as support
+from support_sharedctypes import JOIN, finish, run
 
-JOIN = 30  # seconds: a generous bound on any child that should finish
 
 INTEGER_TYPECODES = "bBhHiIlLqQ"
 TYPECODES = INTEGER_TYPECODES + "fdcu"
 SAMPLE = {"c": b"x", "u": "z", "f": 1.5, "d": 2.25}
 
 
-def run(ctx, target, *args):
-    p = ctx.Process(target=target, args=args)
-    p.start()
-    return p
-
-
-def finish(*processes):
-    for p in processes:
-        p.join(JOIN)
-        if p.is_alive():
-            p.kill()
-            p.join()
-            pytest.fail(f"child {p.pid} did not finish within {JOIN}s")
-        assert p.exitcode == 0, f"child {p.pid} exited with {p.exitcode}"
 
 
 def outcome(call):
