@@ -93,12 +93,16 @@ def arm(process, plan, parent_sentinel):
         _thread.start_new_thread(_watch, (descriptor, signum))
 
 
-def prepared_prctl(plan):
-    """(function, arguments) making the prctl call of a "prctl" plan; None for other plans."""
-    if plan[1] != "prctl":
-        return None
-    _, function, arguments = _prepared_prctl(plan[0])
-    return function, arguments
+def plan_fork():
+    """plan("fork"), and with a "prctl" plan the (function, arguments) making the call: the fork
+    path makes it itself in the child, right after fork(), with what is at hand."""
+    signum = _parent_death_signal
+    if signum is None:
+        return None, None
+    if _in_main_thread():
+        prepared = _prepared_prctl(signum)
+        return prepared[0], prepared[1:]
+    return (signum, "watch"), None
 
 
 # ((signal, "prctl"), function, arguments) for the signal last asked for: a forked child makes the

@@ -58,17 +58,17 @@ class Popen:
             sys.stderr.flush()
         except (AttributeError, ValueError):
             process.util._flush_std_streams()
-        death = process_obj._parent_death = parent_death.plan(self.method)
+        # The common case, prctl from the main thread, is armed below with what is at hand: the
+        # child has fewer objects to touch (each a copied page) than through parent_death.arm().
+        death, prctl = parent_death.plan_fork()
+        process_obj._parent_death = death
         inherited = process.inheritance_for_fork(_parent_sentinel_for_child) if HAVE_PIDFD else None
         if inherited is None or inherited.sentinel is None:
             self._launch_with_pipes(process_obj)
             return
-        # The common case, prctl from the main thread, is armed here with what is at hand: the
-        # child has fewer objects to touch (each a copied page) than through parent_death.arm().
-        prctl = parent_death.prepared_prctl(death) if death is not None else None
         parent_pid = self._owner_pid
-        self.pid = os.fork()
-        if self.pid == 0:
+        pid = os.fork()
+        if pid == 0:
             code = 1
             try:
                 if prctl is None:
@@ -81,6 +81,7 @@ class Popen:
                 os._exit(code)
         # Nothing more here: until this process sleeps in join(), whatever it does delays the
         # child, which starts on this CPU (docs/process.md). The sentinel is opened on demand.
+        self.pid = pid
 
     @property
     def sentinel(self):

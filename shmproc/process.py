@@ -234,18 +234,13 @@ def inheritance_for_fork(open_own_pidfd):
     global _fork_inheritance
     inherited = _fork_inheritance
     name = _mp_process._current_process._name
-    if inherited is None or inherited.pid != os.getpid() or inherited.name != name:
-        inherited = _fork_inheritance = ForkInheritance(name, os.getpid(), open_own_pidfd())
-    inherited.start_method = _actual_start_method()
+    pid = os.getpid()
+    if inherited is None or inherited.pid != pid or inherited.name != name:
+        inherited = _fork_inheritance = ForkInheritance(name, pid, open_own_pidfd())
+    context = sys.modules.get("shmproc.context")
+    actual = None if context is None else context._default_context._actual_context
+    inherited.start_method = None if actual is None else actual._name
     return inherited
-
-
-def _actual_start_method():
-    """The start method of shmproc's default context if set, else None."""
-    context = sys.modules.get("shmproc.context")   # not imported: nothing set
-    if context is None or context._default_context._actual_context is None:
-        return None
-    return context._default_context._actual_context._name
 
 
 # A start method to force on shmproc's default context when shmproc.context is imported: a child
