@@ -95,6 +95,10 @@ def bump_shared(value, array):
         array[index] = -array[index]
 
 
+def negate_in_place(array):
+    array *= -1
+
+
 def sleep_in_thread_then_exit(seconds):
     """Leave a non-daemon thread running: the child must wait for it before it ends."""
     threading.Thread(target=time.sleep, args=(seconds,)).start()

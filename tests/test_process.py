@@ -412,6 +412,16 @@ class TestSharedObjects:
         assert list(array) == [-1.0, -2.0, -3.0]
 
 
+    def test_shared_ndarray_by_reference(self, ctx):
+        ndarray = pytest.importorskip("shmproc.ndarray")
+        array = ndarray.zeros((4, 3))
+        array[:] = 1.5
+        p = run(ctx, support.negate_in_place, array[1:3])
+        assert p.exitcode == 0
+        assert array[0].tolist() == [1.5] * 3 and array[3].tolist() == [1.5] * 3
+        assert array[1:3].tolist() == [[-1.5] * 3] * 2
+
+
 class TestLogging:
 
     def test_get_logger_is_multiprocessings(self):
