@@ -70,9 +70,14 @@ def blocked_put_reports_interrupt(q, ready, result):
         result.put(("interrupted", time.monotonic() - started))
 
 
-def tagged_producer(q, tag, count, progress=None):
-    """Put (tag, i, payload) for i in range(count); payload is checkable, so a torn message shows.
-    progress (a shmproc Array('q', ...)-like sequence) records how many puts have returned."""
+def tagged_producer(q, tag, count, progress_handle=None):
+    """Put (tag, i, payload) for i in range(count); the payload is checkable, so a torn message
+    shows. progress_handle names a shmproc Block of int64s whose [tag] counts the puts returned."""
+    import numpy as np
+    from shmproc._core import Block
+    progress = None
+    if progress_handle is not None:
+        progress = np.frombuffer(Block.attach(progress_handle), dtype=np.int64)
     for i in range(count):
         q.put((tag, i, checkable_payload(tag, i)))
         if progress is not None:
@@ -80,25 +85,47 @@ def tagged_producer(q, tag, count, progress=None):
 
 
 def checkable_payload(tag, i):
-    size = (i * 7919 + tag * 104729) % 3000
+    """Mostly small, every 16th one larger than a quarter of a 64 KiB ring (spilled)."""
+    size = (i * 7919 + tag * 104729) % 3000 + (40_000 if i % 16 == 0 else 0)
     return bytes([(tag + i) % 251]) * size
 
 
-def batch_producer(q, tag, count, batch):
+def int_producer(q, tag, count, batch):
+    """Put tag << 32 | i for i in range(count): one put per message, or put_many(batch)."""
+    base = tag << 32
+    if batch == 1:
+        for i in range(count):
+            q.put(base | i)
+        return
     for start in range(0, count, batch):
-        q.put_many([(tag, i) for i in range(start, min(start + batch, count))])
+        q.put_many(range(base | start, base | min(start + batch, count)))
 
 
-def batch_consumer(q, results, stop_after):
-    """Take messages until a None; report (tag, i) sequences per tag in the order received."""
+def int_consumer(q, results, batch):
+    """Take messages until a None; report, per producer tag, the sequence numbers in the order
+    this consumer received them."""
     seen = {}
     while True:
-        for item in q.get_many(1024, timeout=60):
-            if item is None:
-                results.put(seen)
-                return
-            tag, i = item
-            seen.setdefault(tag, []).append(i)
+        items = [q.get(timeout=60)] if batch == 1 else q.get_many(batch, timeout=60)
+        for item in items:
+            if item is not None:
+                seen.setdefault(item >> 32, []).append(item & 0xFFFFFFFF)
+        if None in items:
+            # One stop sign is ours; a batch may have taken the other consumers' too.
+            q.put_many([None] * (items.count(None) - 1))
+            results.put({tag: array_of(numbers) for tag, numbers in seen.items()})
+            return
+
+
+def array_of(numbers):
+    import numpy as np
+    return np.array(numbers, dtype=np.int64)
+
+
+def take_ring_lock_and_die(q, producer, ready):
+    q._debug_take_lock(producer)
+    ready.put(os.getpid())
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def send_objects(conn, items):

@@ -591,7 +591,8 @@ cdef class MessageRing:
         cdef shm_record_header_t *header
         cdef uint64_t head = self.local_head
         while True:
-            if head == self.cached_tail:
+            # >=, not ==: other readers move the head past this process's view of the tail.
+            if head >= self.cached_tail:
                 self.cached_tail = shm_load_u64(&ring.tail)
                 if head == self.cached_tail:
                     self.local_head = head
@@ -714,6 +715,16 @@ cdef class MessageRing:
     def full(self):
         cdef uint64_t maxsize = self.ring.maxsize
         return maxsize != 0 and self.qsize() >= maxsize
+
+    def _indices(self):
+        """(head, tail, gets, puts, consumer lock word, producer lock word): for tests and debugging."""
+        return (shm_load_u64(&self.ring.head), shm_load_u64(&self.ring.tail),
+                shm_load_u64(&self.ring.gets), shm_load_u64(&self.ring.puts),
+                shm_load_u32(&self.ring.consumer_lock.state), shm_load_u32(&self.ring.producer_lock.state))
+
+    def _debug_take_lock(self, producer):
+        """Take a side's lock and keep it (tests: a process killed while holding it)."""
+        take_lock(&self.ring.producer_lock if producer else &self.ring.consumer_lock, NO_DEADLINE)
 
     @property
     def _maxsize(self):

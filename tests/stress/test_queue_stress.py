@@ -1,0 +1,122 @@
+"""Queues under load and under fault injection: many producers and consumers, a producer killed at a
+random moment inside put(). Real processes; bounded by timeouts."""
+import multiprocessing
+import os
+import random
+import signal
+import sys
+import time
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))   # support modules
+import support_queues  # noqa: E402
+from shmproc import _core  # noqa: E402
+from shmproc.queues import Empty, Queue  # noqa: E402
+
+pytestmark = pytest.mark.stress
+JOIN_TIMEOUT = 60
+
+
+def joined(*processes):
+    for process in processes:
+        process.join(JOIN_TIMEOUT)
+        if process.is_alive():
+            process.kill()
+            process.join()
+            pytest.fail(f"child {process.pid} did not finish within {JOIN_TIMEOUT}s")
+        assert process.exitcode == 0, f"child exited with {process.exitcode}"
+
+
+def test_four_producers_four_consumers_a_million_messages():
+    """No loss, no duplicate, and every consumer sees each producer's messages in order. Half the
+    producers put one at a time, half put_many; half the consumers get, half get_many."""
+    ctx = multiprocessing.get_context("fork")
+    q, results = Queue(), Queue()
+    per_producer = 250_000
+    producers = [ctx.Process(target=support_queues.int_producer,
+                             args=(q, tag, per_producer, 1 if tag < 2 else 500)) for tag in range(4)]
+    consumers = [ctx.Process(target=support_queues.int_consumer,
+                             args=(q, results, 1 if index < 2 else 700)) for index in range(4)]
+    for process in producers + consumers:
+        process.start()
+    joined(*producers)
+    for _ in consumers:
+        q.put(None)
+    reports = [results.get(timeout=JOIN_TIMEOUT) for _ in consumers]
+    joined(*consumers)
+    for tag in range(4):
+        pieces = [report[tag] for report in reports if tag in report]
+        for numbers in pieces:
+            assert np.all(np.diff(numbers) > 0), "a consumer saw a producer's messages out of order"
+        received = np.sort(np.concatenate(pieces))
+        assert np.array_equal(received, np.arange(per_producer)), "lost or duplicated messages"
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_producer_killed_inside_put_loses_at_most_that_message(start_method):
+    """SIGKILL a producer at random moments while it puts messages of all sizes (some spilled) into
+    a small ring that is often full; another producer goes on. The queue keeps working, no message
+    is torn, and the killed producer's messages arrive as an unbroken prefix ending at most one
+    message after the last put() that returned."""
+    ctx = multiprocessing.get_context(start_method)
+    rng = random.Random(1234)
+    q = Queue(capacity=1 << 16)
+    progress_block = _core.allocate(8 * 64)
+    progress = np.frombuffer(progress_block, dtype=np.int64)
+    rounds = 6 if start_method == "fork" else 3
+    survivor = ctx.Process(target=support_queues.tagged_producer, args=(q, 63, 3000))
+    survivor.start()
+    received = {}
+
+    def drain(quiet_for=0.0, until=0.0):
+        """Take messages until the queue has been quiet for quiet_for and the time is past until."""
+        last = time.monotonic()
+        while time.monotonic() < max(last + quiet_for, until):
+            try:
+                tag, i, payload = q.get(timeout=0.01)
+            except Empty:
+                continue
+            assert payload == support_queues.checkable_payload(tag, i), "torn message"
+            received.setdefault(tag, []).append(i)
+            last = time.monotonic()
+
+    for tag in range(rounds):
+        victim = ctx.Process(target=support_queues.tagged_producer,
+                             args=(q, tag, 10**9, progress_block.handle()))
+        victim.start()
+        while progress[tag] == 0:
+            drain(until=time.monotonic() + 0.001)
+        # Keep reading while the victim writes, so that it is killed mid-copy, mid-wait or holding
+        # the producer lock, wherever the moment falls.
+        drain(until=time.monotonic() + rng.uniform(0.0, 0.3))
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(JOIN_TIMEOUT)
+        assert victim.exitcode == -signal.SIGKILL
+        drain(quiet_for=0.5)
+    joined(survivor)
+    drain(quiet_for=0.5)
+    assert received[63] == list(range(3000)), "the surviving producer lost messages"
+    for tag in range(rounds):
+        numbers = received.get(tag, [])
+        assert numbers == list(range(len(numbers))), "gap or reordering in a killed producer's messages"
+        assert progress[tag] <= len(numbers) <= progress[tag] + 1
+    q.put("still works")
+    assert q.get(timeout=5) == "still works"
+
+
+@pytest.mark.parametrize("side", ["producer", "consumer"])
+def test_process_killed_holding_a_ring_lock(ctx, side):
+    """The lock word names its holder: the next process to wait on it notices the death within a
+    sleep slice and takes the lock over; the ring itself is consistent at every instant."""
+    q, ready = Queue(), Queue()
+    q.put("queued before")
+    child = ctx.Process(target=support_queues.take_ring_lock_and_die, args=(q, side == "producer", ready))
+    child.start()
+    ready.get(timeout=JOIN_TIMEOUT)
+    child.join(JOIN_TIMEOUT)
+    assert child.exitcode == -signal.SIGKILL
+    q.put("after", timeout=10)
+    assert q.get(timeout=10) == "queued before"
+    assert q.get(timeout=10) == "after"
