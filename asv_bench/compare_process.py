@@ -17,8 +17,9 @@ import statistics
 import sys
 import time
 
-import shmproc
-from shmproc.bench.timing import format_seconds, format_table
+# Nothing else at the top: spawned children re-import this file as their main module, and a
+# multiprocessing child must not pay for importing shmproc (a program using multiprocessing would
+# not import it); shmproc's children import what they need to run, as they would in a program.
 
 # Batch sizes per round: a fork costs ~2 ms, a spawn ~100 ms.
 BATCH = {"fork": 50, "forkserver": 5, "spawn": 3}
@@ -29,6 +30,7 @@ def empty():
 
 
 def shmproc_context(start_method):
+    import shmproc
     get_context = getattr(shmproc, "get_context", None)
     if get_context is None:   # older commits: the contexts exist but are not exported yet
         from shmproc import context
@@ -66,6 +68,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--methods", default="fork,forkserver,spawn")
     args = parser.parse_args()
+    import shmproc
+    from shmproc.bench.timing import format_seconds, format_table
     if sys.flags.dont_write_bytecode:
         # Spawned and fork-server children import shmproc; without bytecode files (a checkout
         # under PYTHONDONTWRITEBYTECODE, as on these VMs) each child would compile it from source,
