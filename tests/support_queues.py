@@ -1,7 +1,28 @@
-"""Module-level child targets for the queue and pipe tests (spawned children import them)."""
+"""Module-level child targets for the queue and pipe tests (spawned children import them), and
+the two helpers those tests start and finish children with."""
 import os
 import signal
 import time
+
+JOIN_TIMEOUT = 60
+
+
+def started(ctx, target, *args):
+    process = ctx.Process(target=target, args=args)
+    process.start()
+    return process
+
+
+def joined(*processes, timeout=JOIN_TIMEOUT):
+    """Join children; a child still running after timeout is killed and fails the test."""
+    import pytest
+    for process in processes:
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join()
+            pytest.fail(f"child {process.pid} did not finish within {timeout}s")
+        assert process.exitcode == 0, f"child {process.pid} exited with {process.exitcode}"
 
 
 def put_range(q, start, stop):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import support_queues
+from support_queues import joined, started
 from shmproc import _core
 from shmproc.connection import BufferTooShort, Connection, Pipe, wait
 from shmproc.queues import Queue
@@ -24,22 +25,6 @@ JOIN_TIMEOUT = 30
 def make_pipe(request):
     """The same behaviour test, run on multiprocessing's Pipe and on shmproc's."""
     return multiprocessing.Pipe if request.param == "multiprocessing" else Pipe
-
-
-def started(ctx, target, *args):
-    process = ctx.Process(target=target, args=args)
-    process.start()
-    return process
-
-
-def joined(*processes):
-    for process in processes:
-        process.join(JOIN_TIMEOUT)
-        if process.is_alive():
-            process.kill()
-            process.join()
-            pytest.fail(f"child {process.pid} did not finish within {JOIN_TIMEOUT}s")
-        assert process.exitcode == 0, f"child exited with {process.exitcode}"
 
 
 # -- the API, same as multiprocessing's ---------------------------------------------------------

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import support_queues
+from support_queues import joined, started
 from shmproc.queues import Empty, Full, JoinableQueue, Queue, SimpleQueue
 
 JOIN_TIMEOUT = 30
@@ -31,22 +32,6 @@ def shm_queue(kind, *args):
 def make_queue(request):
     """The same behaviour test, run on multiprocessing's queue and on shmproc's."""
     return mp_queue if request.param == "multiprocessing" else shm_queue
-
-
-def started(ctx, target, *args):
-    process = ctx.Process(target=target, args=args)
-    process.start()
-    return process
-
-
-def joined(*processes):
-    for process in processes:
-        process.join(JOIN_TIMEOUT)
-        if process.is_alive():
-            process.kill()
-            process.join()
-            pytest.fail(f"child {process.pid} did not finish within {JOIN_TIMEOUT}s")
-        assert process.exitcode == 0, f"child exited with {process.exitcode}"
 
 
 # -- the API, same as multiprocessing's ---------------------------------------------------------

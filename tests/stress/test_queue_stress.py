@@ -12,21 +12,12 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))   # support modules
 import support_queues  # noqa: E402
+from support_queues import joined  # noqa: E402
 from shmproc import _core  # noqa: E402
 from shmproc.queues import Empty, Queue  # noqa: E402
 
 pytestmark = pytest.mark.stress
 JOIN_TIMEOUT = 60
-
-
-def joined(*processes):
-    for process in processes:
-        process.join(JOIN_TIMEOUT)
-        if process.is_alive():
-            process.kill()
-            process.join()
-            pytest.fail(f"child {process.pid} did not finish within {JOIN_TIMEOUT}s")
-        assert process.exitcode == 0, f"child exited with {process.exitcode}"
 
 
 def test_four_producers_four_consumers_a_million_messages():
