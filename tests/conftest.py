@@ -81,5 +81,10 @@ def leaves_nothing_behind(request):
     for child in leaked:
         child.kill()
     new_shm = _shm_entries() - before_shm
+    if new_shm:
+        # multiprocessing names a semaphore for an instant before unlinking it: an entry made by some
+        # other program on the machine at that instant is not ours. A leak is still there later.
+        time.sleep(0.5)
+        new_shm &= _shm_entries()
     assert not leaked, f"test left child processes running: {[c.pid for c in leaked]}"
     assert not new_shm, f"test left entries in /dev/shm: {sorted(new_shm)}"
