@@ -22,25 +22,15 @@ from shmproc import parent_death, process
 __all__ = ["Popen"]
 
 
-def _own_pidfd():
+def _have_pidfd():
     try:
-        return os.pidfd_open(os.getpid())
+        os.close(os.pidfd_open(os.getpid()))
     except (AttributeError, OSError):
-        return None
+        return False
+    return True
 
 
-# (pid, pidfd of that process): a forked child inherits the descriptor of its parent, so the pid
-# says whether the cached descriptor is ours.
-_self_pidfd = (os.getpid(), _own_pidfd())
-HAVE_PIDFD = _self_pidfd[1] is not None
-
-
-def _parent_sentinel_for_child():
-    """This process's pidfd: readable once this process has ended, inherited by each child."""
-    global _self_pidfd
-    if _self_pidfd[0] != os.getpid():
-        _self_pidfd = (os.getpid(), _own_pidfd())
-    return _self_pidfd[1]
+HAVE_PIDFD = _have_pidfd()
 
 
 class Popen:
@@ -62,7 +52,7 @@ class Popen:
         # child has fewer objects to touch (each a copied page) than through parent_death.arm().
         death, prctl = parent_death.plan_fork()
         process_obj._parent_death = death
-        inherited = process.inheritance_for_fork(_parent_sentinel_for_child) if HAVE_PIDFD else None
+        inherited = process.inheritance_for_fork() if HAVE_PIDFD else None
         if inherited is None or inherited.sentinel is None:
             self._launch_with_pipes(process_obj)
             return

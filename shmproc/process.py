@@ -8,6 +8,8 @@ the authkey, and multiprocessing.util's finalizers and at-exit join of non-daemo
 """
 import itertools
 import os
+import signal
+import stat
 import sys
 import threading
 from multiprocessing import process as _mp_process
@@ -196,15 +198,16 @@ class ForkInheritance:
     """The fresh per-process state a new child installs in multiprocessing.process: its parent's
     process object, an empty children set, a process counter at 1, and a stdin reading /dev/null.
 
-    The fork path builds one in the parent and reuses it for every child until the parent's name
-    changes: the parent never uses these objects, so each forked child finds them pristine in its
-    copy of memory and only has to install them. (Building a /dev/null stream alone costs a
-    quarter of a fork.) The other start methods build one in the child."""
+    The fork path builds one in the parent and reuses it for every child (see
+    inheritance_for_fork): the parent never uses these objects, so each forked child finds them
+    pristine in its copy of memory and only has to install them. (Building a /dev/null stream
+    alone costs a quarter of a fork.) The other start methods build one in the child."""
 
     __slots__ = ("pid", "name", "sentinel", "parent", "process_counter", "children", "stdin",
-                 "start_method", "previous_process", "previous_counter", "previous_children")
+                 "stdin_fd", "start_method", "previous_process", "previous_counter",
+                 "previous_children")
 
-    def __init__(self, parent_name, parent_pid, sentinel):
+    def __init__(self, parent_name, parent_pid, sentinel, stdin=None):
         # The start method the child's default context already has (None: to be forced).
         self.start_method = None
         self.previous_process = self.previous_counter = self.previous_children = None
@@ -214,33 +217,63 @@ class ForkInheritance:
         self.parent = _mp_process._ParentProcess(parent_name, parent_pid, sentinel)
         self.process_counter = itertools.count(1)
         self.children = set()
-        try:
-            self.stdin = open(os.devnull, encoding="utf-8")
-        except OSError:
-            self.stdin = None
-
-    def __del__(self):
-        # Only the process that opened the stream closes it, and never while it is sys.stdin.
-        if self.stdin is not None and self.pid == os.getpid() and self.stdin is not sys.stdin:
-            self.stdin.close()
+        if stdin is None:
+            try:
+                # closefd=False: if code closes the descriptor behind our back and the number is
+                # reused, dropping this stream must not close someone else's file.
+                stdin = open(os.open(os.devnull, os.O_RDONLY), encoding="utf-8", closefd=False)
+            except OSError:
+                pass
+        self.stdin = stdin
+        self.stdin_fd = None if stdin is None else stdin.fileno()
 
 
 _fork_inheritance = None
+_devnull_device = None
 
 
-def inheritance_for_fork(open_own_pidfd):
-    """The ForkInheritance for the next forked child of this process, whose sentinel for its
-    parent is ``open_own_pidfd()`` (called only when a new one is built)."""
+def inheritance_for_fork():
+    """The ForkInheritance for the next forked child of this process; its sentinel (for the
+    child's parent_process()) is this process's own pidfd, None where there are no pidfds.
+
+    It is reused while this process's name stays the same and its two descriptors are still what
+    they were: code that closes descriptors it does not own (daemonizing, say) must not hand a
+    child some other file as its stdin. The check costs two system calls."""
     global _fork_inheritance
     inherited = _fork_inheritance
     name = _mp_process._current_process._name
     pid = os.getpid()
-    if inherited is None or inherited.pid != pid or inherited.name != name:
-        inherited = _fork_inheritance = ForkInheritance(name, pid, open_own_pidfd())
+    if inherited is None or inherited.pid != pid or not _descriptors_intact(inherited):
+        try:
+            own_pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            own_pidfd = None
+        inherited = _fork_inheritance = ForkInheritance(name, pid, own_pidfd)
+    elif inherited.name != name:
+        # The same descriptors under a new parent process object.
+        inherited = _fork_inheritance = ForkInheritance(name, pid, inherited.sentinel,
+                                                        inherited.stdin)
     context = sys.modules.get("shmproc.context")
     actual = None if context is None else context._default_context._actual_context
     inherited.start_method = None if actual is None else actual._name
     return inherited
+
+
+def _descriptors_intact(inherited):
+    global _devnull_device
+    try:
+        if inherited.stdin_fd is not None:
+            status = os.fstat(inherited.stdin_fd)
+            if _devnull_device is None:
+                _devnull_device = os.stat(os.devnull).st_rdev
+            if not stat.S_ISCHR(status.st_mode) or status.st_rdev != _devnull_device:
+                return False
+        if inherited.sentinel is not None:
+            # Signal 0 checks only that the descriptor is a pidfd of a live process.
+            signal.pidfd_send_signal(inherited.sentinel, 0)
+    except OSError:
+        return False
+    return True
 
 
 # A start method to force on shmproc's default context when shmproc.context is imported: a child

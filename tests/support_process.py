@@ -44,6 +44,12 @@ def report_identity(conn):
     conn.close()
 
 
+def report_stdin_and_parent(conn):
+    conn.send((os.fstat(sys.stdin.fileno()).st_rdev == os.stat(os.devnull).st_rdev,
+               mp_process.parent_process().is_alive()))
+    conn.close()
+
+
 def send_args(conn, *args, **kwargs):
     conn.send((args, kwargs))
     conn.close()

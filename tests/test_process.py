@@ -555,6 +555,26 @@ class TestWithoutPidfds:
         p.close()
 
 
+class TestDescriptorsClosedBehindOurBack:
+    """The fork path keeps /dev/null and its own pidfd open for its children; code that closes
+    descriptors it does not own (daemonizing, say) must not make a child read some other file."""
+
+    def test_children_still_get_dev_null_and_a_parent_sentinel(self):
+        ctx = context._default_context.get_context("fork")
+        assert run(ctx, support.do_nothing).exitcode == 0
+        inherited = process._fork_inheritance
+        os.close(inherited.stdin_fd)
+        os.close(inherited.sentinel)
+        reused = [os.open(__file__, os.O_RDONLY) for _ in range(2)]   # take the numbers back
+        try:
+            _, (stdin_is_dev_null, parent_alive) = receive(ctx, support.report_stdin_and_parent)
+            assert stdin_is_dev_null and parent_alive
+            assert process._fork_inheritance is not inherited
+        finally:
+            for fd in reused:
+                os.close(fd)
+
+
 class TestSetExecutable:
 
     def test_spawn_uses_the_executable_set(self, tmp_path):
