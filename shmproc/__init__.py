@@ -1,9 +1,12 @@
 """shmproc: multiprocessing, faster, on shared memory.
 
 A drop-in for the `multiprocessing` API (``import shmproc as multiprocessing``) whose locks, events,
-barriers, values and arrays live in shared memory and wait on the Linux futex, plus what
-multiprocessing lacks: lock-free atomic counters and numpy arrays shared by reference.
-Linux only (futex, O_TMPFILE/memfd, /proc).
+barriers, values, arrays and queues live in shared memory and wait on the Linux futex, plus what
+multiprocessing lacks: lock-free atomic counters, batch queue calls and numpy arrays shared by
+reference. Linux only (futex, O_TMPFILE/memfd, /proc).
+
+As in multiprocessing, the module-level functions are the bound methods of the default context;
+unlike it, each is named here, so that readers and type checkers can see them.
 """
 try:
     from shmproc import _core
@@ -14,27 +17,68 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         f"the import failed with: {exc}"
     ) from exc
 
-from shmproc._version import __version__
+from shmproc import context as _context
 from shmproc._core import BrokenBarrierError, OwnerDiedError
-from shmproc.synchronize import (
-    Barrier,
-    BoundedSemaphore,
-    Condition,
-    Event,
-    Lock,
-    RLock,
-    Semaphore,
-)
+from shmproc._version import __version__
+from shmproc.context import AuthenticationError, BufferTooShort, ProcessError, TimeoutError
+from shmproc.ndarray import SharedNDArray, asshared, empty, zeros
+from shmproc.process import Process
+
+_default_context = _context._default_context
+
+# multiprocessing's public API, from the default context.
+Array = _default_context.Array
+Barrier = _default_context.Barrier
+BoundedSemaphore = _default_context.BoundedSemaphore
+Condition = _default_context.Condition
+Event = _default_context.Event
+JoinableQueue = _default_context.JoinableQueue
+Lock = _default_context.Lock
+Manager = _default_context.Manager
+Pipe = _default_context.Pipe
+Pool = _default_context.Pool
+Queue = _default_context.Queue
+RLock = _default_context.RLock
+RawArray = _default_context.RawArray
+RawValue = _default_context.RawValue
+Semaphore = _default_context.Semaphore
+SimpleQueue = _default_context.SimpleQueue
+Value = _default_context.Value
+active_children = _default_context.active_children
+allow_connection_pickling = _default_context.allow_connection_pickling
+cpu_count = _default_context.cpu_count
+current_process = _default_context.current_process
+freeze_support = _default_context.freeze_support
+get_all_start_methods = _default_context.get_all_start_methods
+get_context = _default_context.get_context
+get_logger = _default_context.get_logger
+get_start_method = _default_context.get_start_method
+log_to_stderr = _default_context.log_to_stderr
+parent_process = _default_context.parent_process
+set_executable = _default_context.set_executable
+set_forkserver_preload = _default_context.set_forkserver_preload
+set_start_method = _default_context.set_start_method
+set_parent_death_signal = _default_context.set_parent_death_signal
+get_parent_death_signal = _default_context.get_parent_death_signal
+
+
+def __getattr__(name):
+    # multiprocessing.reducer is a property of the context (it can be replaced at run time).
+    if name == "reducer":
+        return _default_context.reducer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
-    "Barrier",
-    "BoundedSemaphore",
-    "BrokenBarrierError",
-    "Condition",
-    "Event",
-    "Lock",
-    "OwnerDiedError",
-    "RLock",
-    "Semaphore",
-    "__version__",
+    # multiprocessing's names
+    "Array", "AuthenticationError", "Barrier", "BoundedSemaphore", "BufferTooShort", "Condition",
+    "Event", "JoinableQueue", "Lock", "Manager", "Pipe", "Pool", "Process", "ProcessError",
+    "Queue", "RLock", "RawArray", "RawValue", "Semaphore", "SimpleQueue", "TimeoutError", "Value",
+    "active_children", "allow_connection_pickling", "cpu_count", "current_process",
+    "freeze_support", "get_all_start_methods", "get_context", "get_logger", "get_start_method",
+    "log_to_stderr", "parent_process", "reducer", "set_executable", "set_forkserver_preload",
+    "set_start_method",
+    # shmproc's own
+    "BrokenBarrierError", "OwnerDiedError", "SharedNDArray", "asshared", "empty", "zeros",
+    "get_parent_death_signal", "set_parent_death_signal", "__version__",
 ]
