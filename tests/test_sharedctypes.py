@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import shmproc
+import shmproc.synchronize
 from shmproc import sharedctypes
 from shmproc.sharedctypes import Array, RawArray, RawValue, Value
 
@@ -91,8 +92,8 @@ def test_value_repr_and_types_match_multiprocessing():
 
 
 def test_lock_argument_as_in_multiprocessing():
-    assert isinstance(Value("i").get_lock(), shmproc.RLock)
-    assert isinstance(Value("i", lock=None).get_lock(), shmproc.RLock)
+    assert isinstance(Value("i").get_lock(), shmproc.synchronize.RLock)
+    assert isinstance(Value("i", lock=None).get_lock(), shmproc.synchronize.RLock)
     assert type(Value("i", 5, lock=False)) is ctypes.c_int
     assert type(Array("i", 2, lock=False)) is ctypes.c_int * 2
     lock = shmproc.Lock()
@@ -245,6 +246,26 @@ def test_buffer_of_string_and_nested_arrays():
     assert view.shape == (2, 3)
     view[1, 2] = 4
     assert grid[1][2] == 4
+
+
+class Either(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("text", ctypes.c_char * 3)]
+
+
+def test_buffer_of_wide_chars_structures_and_unions_reads_in_numpy():
+    wide = Array("u", "abc")
+    view = np.asarray(wide)
+    assert view.dtype == np.dtype("<U1") and view.tolist() == ["a", "b", "c"]
+    view[1] = "z"
+    assert wide[:] == "azc"
+    points = Array(Point, 3)
+    view = np.asarray(points)
+    assert view.dtype.names == ("x", "y") and view.dtype.itemsize == ctypes.sizeof(Point)
+    view["y"][1] = 2.5
+    assert points[1].y == 2.5
+    unions = np.asarray(Array(Either, 2))
+    assert unions.dtype == np.uint8 and unions.shape == (2, ctypes.sizeof(Either))
+    assert np.asarray(Array("i", 0)).shape == (0,)
 
 
 def test_buffer_exports_keep_the_array_alive():

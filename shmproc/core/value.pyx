@@ -164,6 +164,20 @@ cdef bint integer_fits(int kind, object value, uint64_t *bits) except -1:
     return True
 
 
+cdef bytes structure_format(ctype, bytes ctypes_format):
+    """ctypes leaves the padding out of a structure's buffer format, so numpy refuses it (the
+    itemsizes disagree); numpy's own description of the same structure has it. Where numpy has none
+    that reads back (a union), the elements are exported as plain bytes."""
+    try:
+        import numpy
+        probe = memoryview(numpy.empty(1, dtype=numpy.dtype(ctype)))
+        if numpy.asarray(probe).itemsize == _ctypes.sizeof(ctype):
+            return probe.format.encode()
+    except Exception:
+        pass
+    return b"%dB" % _ctypes.sizeof(ctype)
+
+
 cdef class SynchronizedBase:
     """A ctypes object in shared memory together with the lock that guards it (multiprocessing's
     SynchronizedBase). Made by sharedctypes.Value/Array/synchronized."""
@@ -424,6 +438,11 @@ cdef class SynchronizedArray(SynchronizedBase):
         self.nbytes = view.nbytes
         self.ndim = view.ndim
         self.format = view.format.encode()
+        if obj._type_ is _ctypes.c_wchar and self.itemsize == 4:
+            # ctypes says 'u' (UCS-2 in PEP 3118) for a 4-byte wchar_t; 'w' is UCS-4, which numpy reads.
+            self.format = b"<w"
+        elif issubclass(obj._type_, (_ctypes.Structure, _ctypes.Union)):
+            self.format = structure_format(obj._type_, self.format)
         PyMem_Free(self.shape_and_strides)
         self.shape_and_strides = <Py_ssize_t *>PyMem_Malloc(2 * max(self.ndim, 1) * sizeof(Py_ssize_t))
         if self.shape_and_strides == NULL:
