@@ -77,12 +77,17 @@ class Popen:
     def sentinel(self):
         """A descriptor that is readable once the child has ended."""
         if self._sentinel is None:
+            sentinel = None
             if self.returncode is None:
                 # Not reaped yet, so the pid is still our child's.
-                self._sentinel = os.pidfd_open(self.pid)
-            else:
-                # Reaped already: a descriptor that is always readable, as the pidfd would be.
-                self._sentinel = os.eventfd(1)
+                try:
+                    sentinel = os.pidfd_open(self.pid)
+                except ProcessLookupError:
+                    pass   # reaped behind our back (SIGCHLD ignored, os.wait() in user code)
+            if sentinel is None:
+                # The child has ended: a descriptor that is always readable, as its pidfd would be.
+                sentinel = os.eventfd(1)
+            self._sentinel = sentinel
         return self._sentinel
 
     def _launch_with_pipes(self, process_obj):

@@ -193,6 +193,24 @@ class TestAttributes:
         p.join(10)
         assert p.exitcode == -signal.SIGTERM
 
+    def test_join_with_timeout_when_children_are_reaped_by_the_system(self):
+        # With SIGCHLD ignored the kernel reaps children itself: no exit status (as under
+        # multiprocessing, which then also reports the process alive forever), but join() must
+        # neither fail nor wait out its timeout.
+        previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        try:
+            p = process.ForkProcess(target=support.do_nothing)
+            p.start()
+            time.sleep(0.2)
+            started = time.monotonic()
+            p.join(5)
+            assert time.monotonic() - started < 4
+            assert p.exitcode is None
+        finally:
+            signal.signal(signal.SIGCHLD, previous)
+            # It would stay in multiprocessing's table of children forever (no status to read).
+            multiprocessing.process._children.discard(p)
+
     def test_is_alive(self, ctx):
         p = ctx.Process(target=support.sleep_for, args=(30,))
         p.start()
