@@ -145,6 +145,13 @@ def test_child_writes_into_an_array_passed_as_argument(ctx):
     assert array[1, 2] == -1.0
 
 
+def test_forkserver_child_writes_into_an_array():
+    import multiprocessing
+    array = shared.zeros((2, 3), np.int64)
+    finish(run(multiprocessing.get_context("forkserver"), support.write_into_array, array.T, (2, 1), 9))
+    assert array[1, 2] == 9
+
+
 def test_child_receives_shared_arrays_over_a_pipe(ctx):
     arrays = [shared.zeros(10, np.int32), shared.zeros((3, 3), np.complex128).T,
               shared.zeros((5, 4), np.uint8, order="F")[1:, 1:], shared.zeros(6, np.float32)[::-2]]

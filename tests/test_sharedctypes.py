@@ -150,6 +150,34 @@ def test_value_takes_the_lock_held_by_another_thread():
     assert seen == [7]
 
 
+def test_access_inside_the_held_lock_keeps_its_count():
+    value, array = Value("i", 1), Array("i", 2)
+    with value.get_lock():
+        value.value += 1
+        assert value.get_lock()._count() == 1
+    with array:
+        array[0] = array[1] + 3
+        assert array.get_lock()._count() == 1
+    assert value.get_lock()._count() == 0 and array.get_lock()._count() == 0
+    assert (value.value, array[:]) == (2, [3, 0])
+
+
+def test_threads_increment_under_the_lock_exactly():
+    value = Value("q", 0)
+
+    def add():
+        for _ in range(5000):
+            with value.get_lock():
+                value.value += 1
+
+    threads = [threading.Thread(target=add) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(JOIN)
+    assert value.value == 20_000
+
+
 VALUE_ASSIGNMENTS = [0, 1, -1, 127, 128, 255, 256, 2**31, -2**31 - 1, 2**32 + 5, 2**63, 2**64 + 3,
                      -2**70, True, 1.5, "x", None, b"y", np.int64(3), 2.0]
 
@@ -164,6 +192,16 @@ def test_value_get_and_set_match_multiprocessing(typecode):
         assert got[:2] == expected[:2], (typecode, new, got, expected)
         assert ours.value == theirs.value or (ours.value != ours.value and theirs.value != theirs.value)
         assert ours.get_lock()._count() == 0, "a failed assignment must not keep the lock"
+
+
+def test_everything_reaches_a_forkserver_child():
+    forkserver = multiprocessing.get_context("forkserver")
+    value, raw, array, counter = Value("i", 0), RawArray("d", 2), Array("q", 3), Value("i", 0)
+    finish(run(forkserver, support.set_value, value, 5),
+           run(forkserver, support.set_items, raw, [(1, 2.5)]),
+           run(forkserver, support.add_to_value_atomically, counter, 10),
+           run(forkserver, support.fill_through_numpy, array, 7))
+    assert (value.value, raw[:], array[:], counter.value) == (5, [0.0, 2.5], [7, 7, 7], 10)
 
 
 class Point(ctypes.Structure):
