@@ -23,20 +23,10 @@ __all__ = ["SharedNDArray", "asshared", "empty", "zeros"]
 
 
 class SharedNDArray(np.ndarray):
-    """An ndarray whose data lives in a shmproc Block (``_shm_block``), pickled by reference."""
-
-    _shm_block = None
-
-    def __array_finalize__(self, obj):
-        # A view may share the block; an array with data of its own must not keep the block alive:
-        # `a.copy()` owns its data (base None), `a + 1` is numpy's own result viewed as this class
-        # (base an ndarray owning the data). __reduce_ex__ checks the data range anyway.
-        base = self.base
-        if base is not None and not (type(base) is np.ndarray and base.flags.owndata):
-            self._shm_block = getattr(obj, "_shm_block", None)
+    """An ndarray whose data lives in a shmproc Block, pickled by reference."""
 
     def __reduce_ex__(self, protocol):
-        block = self._shm_block
+        block = _block_of(self)
         if block is not None:
             if self.size == 0:
                 return (empty, (self.shape, self.dtype))
@@ -48,12 +38,27 @@ class SharedNDArray(np.ndarray):
         return self.view(np.ndarray).__reduce_ex__(protocol)
 
 
+def _block_of(array):
+    """The Block at the end of the array's chain of bases, or None. An array made over a block has
+    the block as its base and views lead back to it; numpy's results (`a + 1`) own their data and
+    so lead nowhere. Found when needed rather than carried by every view: an __array_finalize__
+    written in Python would triple the cost of `a[i]`."""
+    base = array.base
+    while base is not None:
+        if type(base) is _core.Block:
+            return base
+        if isinstance(base, memoryview):
+            base = base.obj
+        elif isinstance(base, np.ndarray):
+            base = base.base
+        else:
+            return None
+    return None
+
+
 def _attach(handle, offset, shape, dtype, strides):
-    block = _core.Block.attach(handle)
-    array = np.ndarray.__new__(SharedNDArray, shape, dtype, buffer=block, offset=offset,
-                               strides=strides)
-    array._shm_block = block
-    return array
+    return np.ndarray.__new__(SharedNDArray, shape, dtype, buffer=_core.Block.attach(handle),
+                              offset=offset, strides=strides)
 
 
 def _shape_tuple(shape):
@@ -76,10 +81,7 @@ def empty(shape, dtype=float, order="C"):
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > np.iinfo(np.intp).max:
         raise ValueError(f"array is too big: {nbytes} bytes")
-    block = _core.allocate(nbytes)
-    array = np.ndarray.__new__(SharedNDArray, shape, dtype, buffer=block, order=order)
-    array._shm_block = block
-    return array
+    return np.ndarray.__new__(SharedNDArray, shape, dtype, buffer=_core.allocate(nbytes), order=order)
 
 
 def zeros(shape, dtype=float, order="C"):
@@ -90,7 +92,7 @@ def zeros(shape, dtype=float, order="C"):
 def asshared(array):
     """`array` in shared memory: itself if it already is there, else a copy made once (keeping
     Fortran order when the input has it)."""
-    if isinstance(array, SharedNDArray) and array._shm_block is not None:
+    if isinstance(array, SharedNDArray) and _block_of(array) is not None:
         return array
     array = np.asarray(array)
     order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"

@@ -1,5 +1,6 @@
 """Shared numpy arrays: real ndarrays in shared memory that reach other processes by reference."""
 import copy
+import multiprocessing
 import pickle
 from multiprocessing.reduction import ForkingPickler
 
@@ -122,6 +123,14 @@ def test_arrays_outside_shared_memory_pickle_as_plain_copies():
         assert array[0] == 0
 
 
+def test_an_array_viewed_from_a_block_by_hand_is_found():
+    from shmproc._core import allocate
+    array = np.frombuffer(allocate(80), dtype=np.float64).view(SharedNDArray)
+    clone = roundtrip(array[2:])
+    clone[0] = 4.0
+    assert array[2] == 4.0
+
+
 def test_copies_do_not_share_memory():
     array = shared.zeros(4)
     twin = copy.copy(array)
@@ -146,7 +155,6 @@ def test_child_writes_into_an_array_passed_as_argument(ctx):
 
 
 def test_forkserver_child_writes_into_an_array():
-    import multiprocessing
     array = shared.zeros((2, 3), np.int64)
     finish(run(multiprocessing.get_context("forkserver"), support.write_into_array, array.T, (2, 1), 9))
     assert array[1, 2] == 9
