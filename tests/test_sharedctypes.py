@@ -135,6 +135,18 @@ def test_get_obj_acquire_release_and_with():
     value.release()
 
 
+def test_exit_without_enter_raises_like_the_lock():
+    for lock, error in ((shmproc.synchronize.RLock(), AssertionError), (shmproc.synchronize.Lock(), ValueError),
+                        (multiprocessing.RLock(), AssertionError)):
+        value = Value("i", lock=lock)
+        with pytest.raises(error):
+            value.__exit__(None, None, None)
+        with value:
+            pass
+        assert value.acquire(False) is True
+        value.release()
+
+
 def test_value_takes_the_lock_held_by_another_thread():
     value = Value("i", 0)
     lock = value.get_lock()

@@ -260,9 +260,10 @@ cdef class SynchronizedBase:
         return True
 
     def __exit__(self, exc_type, exc_value, traceback):
-        if self.lock_kind == LOCK_OTHER:
+        if self.lock_kind == LOCK_RLOCK and self.shared_lock.is_mine():
+            self.leave()
+        else:       # including a misplaced exit: the lock's own release raises what it raises
             return self._lock.__exit__(exc_type, exc_value, traceback)
-        self.leave()
 
     def get_obj(self):
         return self._obj
