@@ -255,6 +255,21 @@ def test_array_indexing_matches_multiprocessing(typecode):
     assert ours.get_lock()._count() == 0
 
 
+@settings(max_examples=150, deadline=None)
+@given(typecode=st.sampled_from("bBhHiIlLqQfd"),
+       writes=st.lists(st.tuples(st.integers(-8, 8),
+                                 st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.booleans()),
+                       max_size=6))
+def test_array_writes_match_multiprocessing(typecode, writes):
+    ours, theirs = Array(typecode, 5), multiprocessing.RawArray(typecode, 5)
+    for index, item in writes:
+        got = outcome(lambda: ours.__setitem__(index, item))
+        expected = outcome(lambda: theirs.__setitem__(index, item))
+        assert got[:2] == expected[:2]
+        assert ours[:] == theirs[:]
+        assert outcome(lambda: ours[index])[:2] == outcome(lambda: theirs[index])[:2]
+
+
 def test_array_deletion_is_a_type_error():
     array = Array("i", 3)
     with pytest.raises(TypeError, match="doesn't support item deletion"):
