@@ -34,6 +34,15 @@ def outcome(call):
         return ("raises", type(exc), str(exc))
 
 
+def test_names_and_signatures_match_multiprocessing():
+    import inspect
+    import multiprocessing.sharedctypes as theirs
+    assert sharedctypes.__all__ == theirs.__all__
+    for name in theirs.__all__:
+        assert inspect.signature(getattr(sharedctypes, name)) == inspect.signature(getattr(theirs, name))
+    assert sharedctypes.typecode_to_type == theirs.typecode_to_type
+
+
 # --- RawValue, RawArray -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("typecode", TYPECODES)
