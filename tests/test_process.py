@@ -337,6 +337,17 @@ class TestBadInput:
             p.start()
         p.join(10)
 
+    def test_checks_survive_python_dash_o(self):
+        code = ("from shmproc import process\n"
+                "p = process.ForkProcess(target=int)\n"
+                "try:\n"
+                "    p.join()\n"
+                "except process.ProcessStateError:\n"
+                "    print('refused')\n")
+        result = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True,
+                                text=True, timeout=60)
+        assert result.stdout.strip() == "refused", result.stderr
+
     def test_join_before_start(self, ctx):
         with pytest.raises(ProcessStateError, match="started process"):
             ctx.Process(target=support.do_nothing).join()
@@ -549,6 +560,29 @@ class TestLifetime:
         assert p.is_alive()
         p.join(10)
         assert p.exitcode == 0
+
+
+class TestThreads:
+
+    @pytest.mark.parametrize("method", ["fork", "spawn"])
+    def test_processes_started_from_several_threads_at_once(self, method):
+        ctx = context._default_context.get_context(method)
+        rounds = 5 if method == "fork" else 1
+        exitcodes = []
+
+        def start_and_join():
+            for _ in range(rounds):
+                p = ctx.Process(target=support.exit_with, args=(4,))
+                p.start()
+                p.join(30)
+                exitcodes.append(p.exitcode)
+
+        threads = [threading.Thread(target=start_and_join) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert exitcodes == [4] * (4 * rounds)
 
 
 class TestWithoutPidfds:
