@@ -78,7 +78,7 @@ def arm(process, plan, parent_sentinel):
         _parent_death_signal = signum
     parent_pid = process._parent_pid
     if mode == "prctl":
-        _, prctl, arguments = _prepared_prctl(signum)
+        prctl, arguments = _prepared_prctl(signum)[1]
         if prctl(*arguments) == 0:
             # The parent may have died before the prctl call: then we are already orphaned
             # (reparented to init or a subreaper) and no signal will ever come.
@@ -101,11 +101,11 @@ def plan_fork():
         return None, None
     if _in_main_thread():
         prepared = _prepared_prctl(signum)
-        return prepared[0], prepared[1:]
+        return prepared[0], prepared[1]
     return (signum, "watch"), None
 
 
-# ((signal, "prctl"), function, arguments) for the signal last asked for: a forked child makes the
+# ((signal, "prctl"), (function, arguments)) for the signal last asked for: a forked child makes the
 # call ready-made, since each object it has to touch costs it a copied page (docs/process.md).
 _prepared = None
 
@@ -116,12 +116,12 @@ def _prepared_prctl(signum):
     if prepared is None or prepared[0][0] is not signum:
         core_function = _core_prctl()
         if core_function is not None:
-            prepared = ((signum, "prctl"), core_function, (int(signum),))
+            prepared = ((signum, "prctl"), (core_function, (int(signum),)))
         else:
             import ctypes
             prctl = ctypes.CDLL(None).prctl
             arguments = (ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signum))
-            prepared = ((signum, "prctl"), prctl, arguments)
+            prepared = ((signum, "prctl"), (prctl, arguments))
         _prepared = prepared
     return prepared
 

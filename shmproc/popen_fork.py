@@ -124,11 +124,12 @@ class Popen:
 
     def wait(self, timeout=None):
         if self.returncode is None:
-            if timeout is not None:
-                poller = select.poll()
-                poller.register(self.sentinel, select.POLLIN)
-                if not poller.poll(max(0, int(timeout * 1000 + 0.999))):
-                    return None
+            if timeout is None:
+                return self.poll(0)
+            poller = select.poll()
+            poller.register(self.sentinel, select.POLLIN)
+            if not poller.poll(max(0, int(timeout * 1000 + 0.999))):
+                return None
             return self.poll(os.WNOHANG if timeout == 0.0 else 0)
         return self.returncode
 

@@ -77,7 +77,8 @@ class BaseProcess(_mp_process.BaseProcess):
             raise ProcessStateError("can only start a process object created by current process")
         if _mp_process._current_process._config.get("daemon"):
             raise ProcessStateError("daemonic processes are not allowed to have children")
-        _mp_process._cleanup()
+        if _mp_process._children:
+            _mp_process._cleanup()
         self._popen = self._Popen(self)
         # As multiprocessing does: no reference cycle through a target that refers to its process.
         del self._target, self._args, self._kwargs
