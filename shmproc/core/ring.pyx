@@ -410,7 +410,7 @@ cdef class MessageRing:
         if slot < 0:
             return 0
         try:
-            mapping = self.spill.mapping(slot)
+            mapping = self.spill.mapping(slot, True)
             write_encoded_layout((<SpillMapping>mapping).address, item, owner)
         except BaseException:
             self.spill.release_slot(slot)

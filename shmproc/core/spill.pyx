@@ -102,8 +102,10 @@ cdef class SpillFile:
     def handle(self):
         return (self.id, <int>shm_current_pid(), self.fd)
 
-    cdef SpillMapping mapping(self, uint32_t slot):
-        """This process's mapping of the slot's current range (cached while its generation holds)."""
+    cdef SpillMapping mapping(self, uint32_t slot, bint populate):
+        """This process's mapping of the slot's current range (cached while its generation holds).
+        A writer populates it (it is about to touch every page; one call beats a fault per page);
+        a reader maps it lazily and pays only for the pages it reads."""
         cdef shm_spill_slot_t *entry = &self.table.slot[slot]
         cdef uint32_t generation = shm_load_u32(&entry.generation)
         cdef SpillMapping mapping = self.mappings.get(slot)
@@ -111,8 +113,9 @@ cdef class SpillFile:
             return mapping
         mapping = SpillMapping.__new__(SpillMapping)
         mapping.size, mapping.generation = entry.size, generation
-        cdef void *address = mmap(NULL, mapping.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                                  self.fd, <off_t>entry.offset)
+        cdef int flags = MAP_SHARED | (MAP_POPULATE if populate else 0)
+        cdef void *address = mmap(NULL, mapping.size, PROT_READ | PROT_WRITE, flags, self.fd,
+                                  <off_t>entry.offset)
         if address == MAP_FAILED:
             raise OSError(cerrno.errno, f"mmap of a {mapping.size}-byte spill range failed")
         mapping.address = <char *>address
@@ -276,7 +279,7 @@ cdef class SpillFile:
         lease.spill, lease.slot, lease.holder = self, ref.slot, shm_current_pid()
         if shm_load_u32(&self.table.slot[ref.slot].generation) != ref.generation:
             raise RuntimeError("corrupt message in a shmproc ring (stale spill reference)")
-        lease.mapping = self.mapping(ref.slot)
+        lease.mapping = self.mapping(ref.slot, False)
         lease.length = ref.length
         if ref.length > lease.mapping.size:
             raise RuntimeError("corrupt message in a shmproc ring (spill reference too long)")
