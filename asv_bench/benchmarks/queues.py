@@ -267,64 +267,51 @@ def shared_ndarray_one_way(nbytes, count=200):
 SMALL_PAYLOADS = {"int": 12345, "bytes100": b"x" * 100}
 
 
-class SmallMessages:
-    """1 producer process -> 1 consumer process, 200,000 small messages: seconds per message."""
-    params = [list(CHANNELS), list(SMALL_PAYLOADS)]
-    param_names = ["channel", "payload"]
+class ChannelBenchmark:
+    """Few, long samples: each one forks a peer and moves many messages."""
     number = 1
     repeat = 3
     timeout = 300
 
-    def setup(self, name, payload):
-        channel_named(name).make(1 << 20)
+    def setup(self, name, *rest):
+        channel_named(name).make(1 << 20)     # NotImplementedError (skip) if it is missing
+
+
+class SmallMessages(ChannelBenchmark):
+    """1 producer process -> 1 consumer process, 200,000 small messages: seconds per message."""
+    params = [list(CHANNELS), list(SMALL_PAYLOADS)]
+    param_names = ["channel", "payload"]
 
     def track_seconds_per_message(self, name, payload):
         return one_way(name, SMALL_PAYLOADS[payload], SMALL_MESSAGES)
     track_seconds_per_message.unit = "seconds"
 
 
-class BatchedSmallMessages:
+class BatchedSmallMessages(ChannelBenchmark):
     """put_many / get_many of 1000: seconds per message."""
     params = [["faster_fifo", "shmproc.Queue"], list(SMALL_PAYLOADS)]
     param_names = ["channel", "payload"]
-    number = 1
-    repeat = 3
-    timeout = 300
-
-    def setup(self, name, payload):
-        channel_named(name).make(1 << 20)
 
     def track_seconds_per_message(self, name, payload):
         return one_way(name, SMALL_PAYLOADS[payload], SMALL_MESSAGES, batch=BATCH)
     track_seconds_per_message.unit = "seconds"
 
 
-class RoundTrip:
+class RoundTrip(ChannelBenchmark):
     """Ping-pong between two processes: seconds per round trip."""
     params = [list(CHANNELS)]
     param_names = ["channel"]
-    number = 1
-    repeat = 3
-    timeout = 300
-
-    def setup(self, name):
-        channel_named(name).make(1 << 20)
 
     def track_seconds_per_round_trip(self, name):
         return round_trip(name, ROUND_TRIPS)
     track_seconds_per_round_trip.unit = "seconds"
 
 
-class LargeNdarray:
-    """A 64 MB float64 ndarray from one process to another: seconds per array."""
+class LargeNdarray(ChannelBenchmark):
+    """A 64 MB float64 ndarray from one process to another: seconds per array, in the steady state
+    and for the first one (fresh shared memory)."""
     params = [["mp.Queue", "faster_fifo", "shmproc.Queue"]]
     param_names = ["channel"]
-    number = 1
-    repeat = 3
-    timeout = 300
-
-    def setup(self, name):
-        channel_named(name).make(1 << 20)
 
     def track_seconds_per_array(self, name):
         return ndarray_one_way(name, 64 << 20)
@@ -335,13 +322,10 @@ class LargeNdarray:
     track_seconds_first_array.unit = "seconds"
 
 
-class SharedNdarray:
+class SharedNdarray(ChannelBenchmark):
     """A shmproc shared ndarray through shmproc.Queue: constant time whatever its size."""
     params = [[1 << 20, 64 << 20, 1 << 30]]
     param_names = ["nbytes"]
-    number = 1
-    repeat = 3
-    timeout = 300
 
     def setup(self, nbytes):
         shmproc_module("ndarray")
