@@ -1,4 +1,5 @@
 """Shared-memory segments: privacy, lifetime across SIGKILL, and a clear error when memory runs out."""
+import contextlib
 import errno
 import os
 import signal
@@ -46,7 +47,7 @@ def test_segment_is_private_to_the_user_and_has_no_name():
     assert set(os.listdir("/dev/shm")) == before
 
 
-def test_pages_are_reserved_up_front():
+def test_pages_are_reserved_up_front(private_shm):
     used = shm_used_bytes()
     segment = Segment.create(32 * MB)
     assert shm_used_bytes() - used >= 30 * MB
@@ -66,18 +67,39 @@ def test_absurd_size_is_refused():
         Segment.create(1 << 60)
 
 
-@pytest.fixture
-def tiny_tmpfs(monkeypatch):
-    """A 1 MiB tmpfs as the shared-memory directory (needs root, as CI and this machine have)."""
-    path = tempfile.mkdtemp(prefix="shmproc-tiny-")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", path],
+@contextlib.contextmanager
+def mounted_tmpfs(size):
+    """A tmpfs of our own (needs root, as CI and this machine have); None where mounting fails."""
+    path = tempfile.mkdtemp(prefix="shmproc-tmpfs-")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", path],
                       capture_output=True).returncode != 0:
         os.rmdir(path)
-        pytest.skip("cannot mount a tmpfs here (not root?)")
-    monkeypatch.setenv("SHMPROC_SHM_DIR", path)
-    yield path
-    subprocess.run(["umount", "--lazy", path], check=True)   # lazily: a dying block may still map it
-    os.rmdir(path)
+        yield None
+        return
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", path], check=True)   # lazily: a dying block may still map it
+        os.rmdir(path)
+
+
+@pytest.fixture
+def tiny_tmpfs(monkeypatch):
+    with mounted_tmpfs("1m") as path:
+        if path is None:
+            pytest.skip("cannot mount a tmpfs here (not root?)")
+        monkeypatch.setenv("SHMPROC_SHM_DIR", path)
+        yield path
+
+
+@pytest.fixture
+def private_shm(monkeypatch):
+    """Segments go to a tmpfs of this test's own, so its usage is not disturbed by other programs
+    using /dev/shm at the same time; /dev/shm itself where a tmpfs cannot be mounted."""
+    with mounted_tmpfs("512m") as path:
+        if path is not None:
+            monkeypatch.setenv("SHMPROC_SHM_DIR", path)
+        yield
 
 
 def test_full_filesystem_is_an_error_not_sigbus(tiny_tmpfs):
@@ -129,7 +151,7 @@ def test_attach_checks_the_segment_identity():
         Block.attach(forged)
 
 
-def test_memory_is_returned_when_the_creator_is_killed(ctx):
+def test_memory_is_returned_when_the_creator_is_killed(ctx, private_shm):
     used = shm_used_bytes()
     ready = ctx.Event()
     p = ctx.Process(target=support.create_segment_then_die, args=(64 * MB, ready))
@@ -140,7 +162,7 @@ def test_memory_is_returned_when_the_creator_is_killed(ctx):
     assert wait_until(lambda: shm_used_bytes() - used < 16 * MB, 5)
 
 
-def test_memory_lives_while_any_process_of_the_tree_maps_it_then_is_freed(ctx):
+def test_memory_lives_while_any_process_of_the_tree_maps_it_then_is_freed(ctx, private_shm):
     """Kill -9 the creator while a child still maps the segment: the memory stays for the child,
     and is freed as soon as the child is gone too."""
     used = shm_used_bytes()
@@ -176,3 +198,12 @@ def test_memory_lives_while_any_process_of_the_tree_maps_it_then_is_freed(ctx):
             os.kill(child_pid, signal.SIGKILL)
         except (ProcessLookupError, NameError, UnboundLocalError):
             pass
+
+
+def test_a_block_pickles_as_its_handle():
+    import pickle
+    block = allocate(64)
+    memoryview(block)[:3] = b"abc"
+    clone = pickle.loads(pickle.dumps(block))
+    assert bytes(memoryview(clone)[:3]) == b"abc"
+    assert clone.address == block.address          # the same mapping, attached once

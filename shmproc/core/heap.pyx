@@ -62,10 +62,15 @@ cdef class Block:
         pass
 
     def __reduce__(self):
-        return (Block.attach, (self.handle(),))
+        return (_attach_block, (self.handle(),))
 
     def __repr__(self):
         return f"<shmproc Block offset={self.offset} size={self.size} in {self.segment!r}>"
+
+
+def _attach_block(handle):
+    # Module-level, so that pickle can name it (a staticmethod of an extension type it cannot).
+    return Block.attach(handle)
 
 
 cdef Block make_block(Segment segment, size_t offset, size_t size, Heap heap):
