@@ -124,4 +124,4 @@ if __name__ == "__main__":
     import support_asv
     target = sys.argv[1] if len(sys.argv) > 1 else "dashboard.png"
     with serving(publish(support_asv.quick_run())) as url:
-        print(screenshot(url + "#/summarylist", target))
+        print(screenshot(url + "#/summarylist", target, size=(1280, 1400)))

@@ -132,7 +132,7 @@ WORKLOADS = {workload.name: workload for workload in (
     Workload("file_io", "file I/O, {seeks:,} random seeks in 1 MB", "read syscalls on a 1 MB file in the page cache",
              file_io, full={"seeks": 20_000}, short={"seeks": 5_000}, resource=lorem_file),
     Workload("url_get", "fetch a page {fetches} times", "HTTP over loopback: waiting on sockets",
-             url_get, full={"fetches": 100}, short={"fetches": 25}, resource=page_server),
+             url_get, full={"fetches": 100}, short={"fetches": 10}, resource=page_server),
     Workload("queue", "push {items:,} items through a queue", "queue overhead: small items to the parent",
              queue_push, full={"items": 10_000}, short={"items": 5_000}, uses_queue=True),
 )}
