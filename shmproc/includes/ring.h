@@ -107,7 +107,7 @@ static_assert(sizeof(shm_spill_ref_t) == 16, "spill reference");
 #define SHM_SPILL_FREE 1u          /* a range with warm pages, reusable */
 #define SHM_SPILL_QUEUED 2u        /* a ring record refers to it; no process holds it */
 #define SHM_SPILL_HELD 0x80000000u /* | pid: that process writes it (producer) or reads it (consumer) */
-#define SHM_SPILL_SLOTS 64
+#define SHM_SPILL_SLOTS 256
 #define SHM_SPILL_GRANULE (2u << 20)
 typedef struct {
     uint64_t offset;          /* in the spill file; ranges are never reused once punched out */
