@@ -112,14 +112,29 @@ class Popen:
 
     def poll(self, flag=os.WNOHANG):
         if self.returncode is None:
+            # Several threads may poll one child (join() in one, active_children() or another
+            # start() in others): a plain waitpid() lets one of them reap the status while the
+            # others get ECHILD and report None (multiprocessing's race). So the status is read
+            # without reaping (WNOWAIT), published, and only then reaped: a thread that finds the
+            # child gone also finds its returncode.
             try:
-                pid, status = os.waitpid(self.pid, flag)
+                ended = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | flag)
+            except ChildProcessError:
+                # Reaped by another thread (returncode is set), by the system (SIGCHLD ignored)
+                # or by os.wait() in user code (no status, as with multiprocessing).
+                return self.returncode
             except OSError:
-                # Reaped elsewhere (SIGCHLD set to SIG_IGN, os.wait() in user code), or asked from
-                # a process that is not the parent: no status to report, as with multiprocessing.
-                return None
-            if pid == self.pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
+                return None     # e.g. asked from a process that is not the parent
+            if ended is None:
+                return None     # WNOHANG, still running
+            if ended.si_code == os.CLD_EXITED:
+                self.returncode = ended.si_status
+            else:
+                self.returncode = -ended.si_status   # killed or dumped by a signal
+            try:
+                os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
         return self.returncode
 
     def wait(self, timeout=None):

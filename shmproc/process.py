@@ -9,7 +9,6 @@ the authkey, and multiprocessing.util's finalizers and at-exit join of non-daemo
 import itertools
 import os
 import signal
-import stat
 import sys
 import threading
 from multiprocessing import process as _mp_process
@@ -53,7 +52,8 @@ class BaseProcess(_mp_process.BaseProcess):
         if group is not None:
             raise ValueError("group argument must be None for now")
         current = _mp_process._current_process
-        self._identity = current._identity + (next(_mp_process._process_counter),)
+        count = next(_mp_process._process_counter)
+        self._identity = identity = current._identity + (count,)
         self._config = current._config.copy()
         self._parent_pid = os.getpid()
         self._parent_name = current._name
@@ -62,7 +62,10 @@ class BaseProcess(_mp_process.BaseProcess):
         self._target = target
         self._args = tuple(args)
         self._kwargs = dict(kwargs)
-        self._name = name or f"{type(self).__name__}-{':'.join(map(str, self._identity))}"
+        if not name:
+            suffix = count if len(identity) == 1 else ":".join(map(str, identity))
+            name = f"{type(self).__name__}-{suffix}"
+        self._name = name
         if daemon is not None:
             self.daemon = daemon
 
@@ -230,7 +233,6 @@ class ForkInheritance:
 
 
 _fork_inheritance = None
-_devnull_device = None
 
 
 def inheritance_for_fork():
@@ -261,14 +263,12 @@ def inheritance_for_fork():
 
 
 def _descriptors_intact(inherited):
-    global _devnull_device
+    # Neither call allocates (an os.fstat() result would: on this path every object counts).
     try:
-        if inherited.stdin_fd is not None:
-            status = os.fstat(inherited.stdin_fd)
-            if _devnull_device is None:
-                _devnull_device = os.stat(os.devnull).st_rdev
-            if not stat.S_ISCHR(status.st_mode) or status.st_rdev != _devnull_device:
-                return False
+        # /dev/null reads nothing at any offset; a pipe, socket or terminal refuses pread(),
+        # and a file, unless empty, returns its first byte (without moving its offset).
+        if inherited.stdin_fd is not None and os.pread(inherited.stdin_fd, 1, 0) != b"":
+            return False
         if inherited.sentinel is not None:
             # Signal 0 checks only that the descriptor is a pidfd of a live process.
             signal.pidfd_send_signal(inherited.sentinel, 0)
