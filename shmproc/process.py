@@ -45,16 +45,20 @@ class BaseProcess(_mp_process.BaseProcess):
     # How the child learns of its parent's death; set by the Popen in the parent just before start.
     _parent_death = None
 
+    # Whether _config is this object's own dict yet (see __init__).
+    _config_is_private = False
+
     def __init__(self, group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None):
-        # multiprocessing's, without the registration in its debugging WeakSet ``_dangling``
-        # (only CPython's own test suite reads it; the weak reference and its callback at
-        # collection are a noticeable share of a fork's cost, see docs/process.md).
+        # multiprocessing's, minus what a process that is only started and joined never needs
+        # (on the fork path every object made costs pages, docs/process.md): no registration in
+        # the debugging WeakSet ``_dangling`` (only CPython's own test suite reads it), the
+        # parent's configuration shared until this process writes to its own (daemon, authkey),
+        # and the default name made when first asked for.
         if group is not None:
             raise ValueError("group argument must be None for now")
         current = _mp_process._current_process
-        count = next(_mp_process._process_counter)
-        self._identity = identity = current._identity + (count,)
-        self._config = current._config.copy()
+        self._identity = current._identity + (next(_mp_process._process_counter),)
+        self._config = current._config
         self._parent_pid = os.getpid()
         self._parent_name = current._name
         self._popen = None
@@ -62,12 +66,44 @@ class BaseProcess(_mp_process.BaseProcess):
         self._target = target
         self._args = tuple(args)
         self._kwargs = dict(kwargs)
-        if not name:
-            suffix = count if len(identity) == 1 else ":".join(map(str, identity))
-            name = f"{type(self).__name__}-{suffix}"
-        self._name = name
+        if name:
+            self._name = name
         if daemon is not None:
             self.daemon = daemon
+
+    def __getattr__(self, attribute):
+        # Only for attributes missing from the instance: the default name, made on first use.
+        if attribute == "_name":
+            identity = self.__dict__.get("_identity")
+            if identity is not None:
+                name = self._name = f"{type(self).__name__}-{':'.join(map(str, identity))}"
+                return name
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+
+    def _private_config(self):
+        if not self._config_is_private:
+            self._config = self._config.copy()
+            self._config_is_private = True
+        return self._config
+
+    @property
+    def daemon(self):
+        """Whether the process is daemonic (terminated, not joined, when its parent exits)."""
+        return self._config.get("daemon", False)
+
+    @daemon.setter
+    def daemon(self, daemonic):
+        if self._popen is not None:
+            raise ProcessStateError("process has already started")
+        self._private_config()["daemon"] = daemonic
+
+    @property
+    def authkey(self):
+        return self._config["authkey"]
+
+    @authkey.setter
+    def authkey(self, authkey):
+        self._private_config()["authkey"] = AuthenticationString(authkey)
 
     def start(self):
         """Start the child process."""
