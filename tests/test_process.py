@@ -160,6 +160,22 @@ class TestAttributes:
             p2.daemon = False
         p2.join(10)
 
+    def test_daemon_and_authkey_are_each_process_own(self, ctx):
+        first = ctx.Process(target=support.do_nothing)
+        second = ctx.Process(target=support.do_nothing)
+        first.daemon = True
+        first.authkey = b"first key"
+        assert first.daemon and bytes(first.authkey) == b"first key"
+        assert not second.daemon
+        assert not multiprocessing.current_process().daemon
+        assert bytes(second.authkey) == bytes(multiprocessing.current_process().authkey)
+        assert bytes(multiprocessing.current_process().authkey) != b"first key"
+
+    def test_default_names_follow_multiprocessing(self, ctx):
+        p = ctx.Process(target=support.do_nothing)
+        assert p.name == f"{type(p).__name__}-{p._identity[0]}"
+        assert p._name == p.name and repr(p).startswith(f"<{type(p).__name__} name='{p.name}'")
+
     def test_daemon_seen_in_child(self, ctx):
         reader, writer = multiprocessing.Pipe(duplex=False)
         p = ctx.Process(target=support.report_identity, args=(writer,), daemon=True)
