@@ -60,6 +60,18 @@ def receive(ctx, target, *args, timeout=30):
         reader.close()
 
 
+def check_sentinel_then_terminate(ctx):
+    """The sentinel is not ready while the child runs, is after terminate(); returns the process."""
+    p = ctx.Process(target=support.sleep_for, args=(30,))
+    p.start()
+    assert multiprocessing.connection.wait([p.sentinel], timeout=0) == []
+    p.terminate()
+    assert multiprocessing.connection.wait([p.sentinel], timeout=10) == [p.sentinel]
+    p.join(10)
+    assert p.exitcode == -signal.SIGTERM
+    return p
+
+
 class TestExitCodes:
 
     def test_normal_return_is_zero(self, ctx):
@@ -201,13 +213,7 @@ class TestAttributes:
         assert p.sentinel == p.sentinel
 
     def test_terminate_through_an_open_sentinel(self, ctx):
-        p = ctx.Process(target=support.sleep_for, args=(30,))
-        p.start()
-        assert multiprocessing.connection.wait([p.sentinel], timeout=0) == []
-        p.terminate()
-        assert multiprocessing.connection.wait([p.sentinel], timeout=10) == [p.sentinel]
-        p.join(10)
-        assert p.exitcode == -signal.SIGTERM
+        check_sentinel_then_terminate(ctx)
 
     def test_join_with_timeout_when_children_are_reaped_by_the_system(self):
         # With SIGCHLD ignored the kernel reaps children itself: no exit status (as under
@@ -613,14 +619,7 @@ class TestWithoutPidfds:
         ctx = context._default_context.get_context("fork")
         p, seen = receive(ctx, support.report_identity)
         assert p.exitcode == 0 and seen["parent_alive"] and seen["pid"] == p.pid
-        p = ctx.Process(target=support.sleep_for, args=(30,))
-        p.start()
-        assert multiprocessing.connection.wait([p.sentinel], timeout=0) == []
-        p.terminate()
-        assert multiprocessing.connection.wait([p.sentinel], timeout=10) == [p.sentinel]
-        p.join(10)
-        assert p.exitcode == -signal.SIGTERM
-        p.close()
+        check_sentinel_then_terminate(ctx).close()
 
 
 class TestDescriptorsClosedBehindOurBack:
