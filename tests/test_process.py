@@ -463,6 +463,16 @@ class TestSharedObjects:
         assert list(array) == [-1.0, -2.0, -3.0]
 
 
+    def test_queue_and_pipe(self, ctx):
+        queue = ctx.Queue()
+        reader, writer = ctx.Pipe(duplex=False)
+        p = run_async(ctx, support.echo_through, queue, writer)
+        queue.put({"item": 1})
+        assert reader.poll(30)
+        assert reader.recv() == {"item": 1}
+        p.join(30)
+        assert p.exitcode == 0
+
     def test_shared_ndarray_by_reference(self, ctx):
         ndarray = pytest.importorskip("shmproc.ndarray")
         array = ndarray.zeros((4, 3))
