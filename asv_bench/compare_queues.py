@@ -37,8 +37,10 @@ def workloads(scale):
             batched[name + " many"] = functools.partial(one_way, name, payload, small, BATCH)
         rows.append((f"{payload_name}, put_many/get_many of {BATCH} (mp.Queue: one at a time)",
                      "shmproc.Queue many", batched))
-    rows.append((f"round trip, {trips} ping-pongs (queues: two of them)", "shmproc.Queue",
-                 {name: functools.partial(round_trip, name, trips) for name in ALL}))
+    for placement, where in ((None, "unpinned"), ("apart", "pinned to two cores"),
+                             ("together", "both pinned to one core")):
+        rows.append((f"round trip, {trips} ping-pongs (queues: two of them), {where}", "shmproc.Queue",
+                     {name: functools.partial(round_trip, name, trips, placement) for name in ALL}))
     array_channels = QUEUES_ONLY + ["mp.Pipe", "shmproc.Pipe"]
     rows.append(("64 MB float64 ndarray, 1 -> 1 process, steady state (after three untimed arrays)",
                  "shmproc.Queue", {name: functools.partial(ndarray_one_way, name, 64 << 20, array_count)

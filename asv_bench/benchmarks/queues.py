@@ -168,9 +168,16 @@ def _produce(channel, writer, payload, count, batch, warmup=0, go_fd=None):
             channel.put(writer, payload)
 
 
-def _echo(channel, requests, replies, count):
+def _echo(channel, requests, replies, count, cpus=None):
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
     for _ in range(count):
         channel.put(replies, channel.get(requests))
+
+
+# Where the two processes of a round trip run: on two cores (each pinned to its own), squeezed onto
+# one core, or wherever the scheduler puts them.
+PLACEMENTS = {"apart": ({0}, {1}), "together": ({0}, {0}), None: (None, None)}
 
 
 def _run_with_peer(target, args, timed, warm=None):
@@ -228,10 +235,11 @@ def one_way(name, payload, count, batch=0, max_bytes=1 << 22, warmup=0):
         channel.close(writer, reader)
 
 
-def round_trip(name, count):
+def round_trip(name, count, placement=None):
     """Seconds per round trip: this process sends an int, a child sends it back. Queues use two
-    queues; a Pipe uses its two directions."""
+    queues; a Pipe uses its two directions. placement: a key of PLACEMENTS."""
     channel = channel_named(name)
+    here_cpus, there_cpus = PLACEMENTS[placement]
     if isinstance(channel, MultiprocessingPipe):
         here, there = channel.make(1 << 20)
         requests_in, requests_out, replies_in, replies_out = there, here, here, there
@@ -244,7 +252,14 @@ def round_trip(name, count):
             channel.put(requests_out, i)
             channel.get(replies_in)
 
-    return _run_with_peer(_echo, (channel, requests_in, replies_out, count), ping) / count
+    allowed = os.sched_getaffinity(0)
+    if here_cpus is not None:
+        os.sched_setaffinity(0, here_cpus)
+    try:
+        return _run_with_peer(_echo, (channel, requests_in, replies_out, count, there_cpus),
+                              ping) / count
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def ndarray_one_way(name, nbytes, count=ARRAY_MESSAGES, warmup=3):
@@ -298,12 +313,18 @@ class BatchedSmallMessages(ChannelBenchmark):
 
 
 class RoundTrip(ChannelBenchmark):
-    """Ping-pong between two processes: seconds per round trip."""
-    params = [list(CHANNELS)]
-    param_names = ["channel"]
+    """Ping-pong between two processes: seconds per round trip, the processes unpinned, pinned to
+    two cores, pinned to one."""
+    params = [list(CHANNELS), ["unpinned", "apart", "together"]]
+    param_names = ["channel", "placement"]
 
-    def track_seconds_per_round_trip(self, name):
-        return round_trip(name, ROUND_TRIPS)
+    def setup(self, name, placement):
+        super().setup(name)
+        if placement != "unpinned" and len(os.sched_getaffinity(0)) < 2:
+            raise NotImplementedError("needs two cores")
+
+    def track_seconds_per_round_trip(self, name, placement):
+        return round_trip(name, ROUND_TRIPS, None if placement == "unpinned" else placement)
     track_seconds_per_round_trip.unit = "seconds"
 
 
