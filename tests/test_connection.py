@@ -196,6 +196,24 @@ def test_echo_across_processes(ctx):
     joined(child)
 
 
+@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
+def test_child_end_closed_in_parent_right_after_start(start_method):
+    """The usual idiom: start the child with one end, close that end here at once. Under spawn and
+    forkserver the end's descriptors travel with the start, so closing it here is safe."""
+    import shmproc
+    ctx = shmproc.get_context(start_method)
+    here, there = Pipe()
+    child = started(ctx, support_queues.echo_connection, there, 2)
+    there.close()
+    for item in ("a", np.arange(4)):
+        here.send(item)
+        assert np.array_equal(here.recv(), item)
+    joined(child)
+    assert here.poll(JOIN_TIMEOUT)
+    with pytest.raises(EOFError):
+        here.recv()
+
+
 def test_child_sends_then_closes_eof_in_parent(ctx):
     reader, writer = Pipe(duplex=False)
     child = started(ctx, support_queues.send_objects, writer, list(range(50)))

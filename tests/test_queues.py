@@ -1,6 +1,7 @@
 """shmproc.queues: Queue, SimpleQueue, JoinableQueue against multiprocessing's behaviour, in one
 process and across real processes (fork and spawn)."""
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
@@ -317,11 +318,24 @@ def test_ctrl_c_interrupts_a_blocked_call(ctx, blocked_in):
     pid = ready.get(timeout=JOIN_TIMEOUT)
     time.sleep(0.3)                          # let it fall asleep in the futex
     sent = time.monotonic()
-    import os
     os.kill(pid, signal.SIGINT)
     outcome = result.get(timeout=10)
     assert outcome[0] == "interrupted"
     assert time.monotonic() - sent < 5
+    joined(child)
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
+def test_shmproc_processes_under_every_start_method(start_method):
+    """Queues reach children started by shmproc's own Process, forkserver included; the parent
+    drops its queue objects right after start(), as programs do."""
+    import shmproc
+    ctx = shmproc.get_context(start_method)
+    q, results = ctx.Queue(), ctx.Queue()
+    child = started(ctx, support_queues.get_and_report, q, results, 3, JOIN_TIMEOUT)
+    q.put_many([1, "two", np.arange(3.0)])
+    got = [results.get(timeout=JOIN_TIMEOUT) for _ in range(3)]
+    assert got[:2] == [1, "two"] and np.array_equal(got[2], np.arange(3.0))
     joined(child)
 
 
