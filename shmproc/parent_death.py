@@ -6,22 +6,24 @@ child it starts, a signal the child receives when its parent dies, in one of two
 - "prctl": ``prctl(PR_SET_PDEATHSIG)``, set by the kernel, exact and free once set. Used for a
   forked child when the thread that starts it is the main thread: the kernel sends the signal when
   the *thread* that forked ends, not the process, and a Python main thread only ends with its
-  process. The call is made through ctypes, prepared in the parent so that a forked child finds it
-  ready (or through the compiled core, if it provides ``set_parent_death_signal``: then spawned
-  children use it too).
+  process. The call is made through the compiled core's ``set_parent_death_signal`` if it has
+  one, else through ctypes, prepared in the parent so that a forked child finds it ready.
+  A spawned child started from the main thread uses it too when that is cheap there: when the
+  core offers the function or ctypes is loaded already.
 - "watch": a thread in the child, started with ``_thread`` (invisible to threading.enumerate(),
   and nothing to join), sleeps in poll() on a pidfd of the parent and signals the child when the
   parent has ended. Used when the child was started from another thread (whose end must not kill
   the child), through the fork server (the child's parent at the operating-system level), and
-  under spawn without the core's function (importing ctypes would cost a spawned child more than
-  the thread). It needs the interpreter to take the GIL back within the switch interval, which it
-  does unless the main thread sits in C code that holds the GIL.
+  by a spawned child that would have to import ctypes (that costs more than the thread). It needs
+  the interpreter to take the GIL back within the switch interval, which it does unless the main
+  thread sits in C code that holds the GIL.
 
 ``set_parent_death_signal(None)`` opts out, for the processes started afterwards by this process
 and, through them, by their descendants (a child inherits its parent's setting).
 """
 import os
 import signal
+import sys
 import threading
 
 __all__ = ["get_parent_death_signal", "set_parent_death_signal"]
@@ -61,8 +63,9 @@ def plan(start_method):
     if start_method == "fork" and _in_main_thread():
         # Prepared before fork, so that a forked child finds the call ready.
         return _prepared_prctl(signum)[0]
-    if start_method == "spawn" and _core_prctl() is not None and _in_main_thread():
-        return (signum, "prctl")
+    if start_method == "spawn" and _in_main_thread():
+        # The child decides (arm): prctl where that is cheap there, else the watcher thread.
+        return (signum, "prctl if cheap")
     return (signum, "watch")
 
 
@@ -77,6 +80,10 @@ def arm(process, plan, parent_sentinel):
         # A child passes its parent's setting on to its own children.
         _parent_death_signal = signum
     parent_pid = process._parent_pid
+    if mode == "prctl if cheap":
+        # A fresh interpreter: prctl if the core offers it or ctypes is loaded already (the core
+        # may import it); importing ctypes just for this would cost more than a thread.
+        mode = "prctl" if _core_prctl() is not None or "ctypes" in sys.modules else "watch"
     if mode == "prctl":
         prctl, arguments = _prepared_prctl(signum)[1]
         if prctl(*arguments) == 0:

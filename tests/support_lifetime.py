@@ -1,7 +1,7 @@
 """A parent process for the lifetime tests, run as a script: it starts shmproc children, prints
 their pids, and then either exits or waits to be killed.
 
-    python support_lifetime.py parent-death METHOD [thread] [opt-out]
+    python support_lifetime.py parent-death METHOD [thread] [opt-out] [core-prctl]
         start a child that sleeps, print its pid, sleep (the test SIGKILLs this process)
     python support_lifetime.py at-exit METHOD MARKER
         start a daemonic child that sleeps and a non-daemonic one that writes MARKER after a
@@ -25,6 +25,13 @@ def write_marker_later(path):
 def parent_death_case(method, options):
     if "opt-out" in options:
         parent_death.set_parent_death_signal(None)
+    if "core-prctl" in options:
+        # Stand in for a compiled core that offers prctl: spawned children are then armed with
+        # prctl (made through ctypes in the child, whose core lacks it) instead of a thread.
+        import ctypes
+
+        from shmproc import _core
+        _core.set_parent_death_signal = lambda signum: ctypes.CDLL(None).prctl(1, signum)
     ctx = context._default_context.get_context(method)
     child = ctx.Process(target=sleep_for, args=(60,), daemon=True)
     if "thread" in options:

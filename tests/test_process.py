@@ -540,6 +540,9 @@ class TestLifetime:
             parent.wait(10)
             parent.stdout.close()
 
+    def test_spawned_children_armed_with_prctl_die_with_a_killed_parent(self):
+        self.test_children_die_with_a_killed_parent("spawn", ("core-prctl",))
+
     def test_opting_out_keeps_children_alive(self):
         parent = _start_script("parent-death", "fork", "opt-out")
         try:
