@@ -7,9 +7,9 @@ set_executable, set_forkserver_preload, the exception classes) are the standard 
 objects: ``except multiprocessing.TimeoutError`` catches shmproc's timeouts too.
 
 The factory methods import their modules when first called: the primitives live in modules that
-need the compiled core, and a program that only starts processes should not pay for them. Queues,
-pipes, pools and managers come from multiprocessing until shmproc has its own (their modules do
-not exist yet); they work with shmproc's processes under every start method.
+need the compiled core, and a program that only starts processes should not pay for them. A
+factory whose shmproc module does not exist (pools and managers, for now) uses multiprocessing's,
+which works with shmproc's processes under every start method.
 """
 import importlib
 from multiprocessing import context as _mp_context
@@ -134,7 +134,7 @@ class BaseContext(_mp_context.BaseContext):
             from multiprocessing import sharedctypes as module
         return module
 
-    # Queues, pipes, pools, managers: multiprocessing's until shmproc has its own.
+    # Queues, pipes, pools, managers: multiprocessing's where shmproc has none of its own.
 
     def Queue(self, maxsize=0):
         """Returns a queue object"""
