@@ -8,7 +8,9 @@ every object it touches. So the path does as little as it can on both sides (doc
   sentinel for its parent is this process's own pidfd, opened once and inherited by every child;
 - no util.Finalize per child: the pidfd is closed by close() or when the Popen is collected;
 - the child's new process state is built once in the parent (process.ForkInheritance);
-- signals go through the pidfd, so terminate() can never hit a recycled pid.
+- exit statuses are read without reaping (waitid WNOWAIT), published, then reaped, so threads
+  that poll the same child cannot lose its status; signals go through the pidfd when it is open,
+  else to the pid, which cannot be recycled while the child is unreaped.
 Where pidfds are missing (kernels before 5.3, some sandboxes) it falls back to multiprocessing's
 pipes.
 """
