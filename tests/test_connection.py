@@ -175,6 +175,15 @@ def test_large_message_and_ndarray(make_pipe):
     assert b.recv_bytes() == payload
 
 
+def test_large_messages_as_bytes_and_objects():
+    a, b = Pipe()
+    for obj in ("x" * 400_000, b"y" * 400_000, list(range(100_000))):
+        a.send(obj)
+        assert pickle.loads(b.recv_bytes()) == obj
+    a.send_bytes(pickle.dumps(list(range(100_000))))
+    assert b.recv() == list(range(100_000))
+
+
 def test_writer_blocked_on_a_full_ring_learns_the_reader_is_gone():
     (reader, writer), = _core.open_pipe_rings(False, 4096)
     connection_in, connection_out = Connection(reader, None), Connection(None, writer)

@@ -188,6 +188,17 @@ def test_message_larger_than_the_ring_goes_through():
     assert q.get(timeout=5) == "small"
 
 
+def test_large_messages_of_every_kind():
+    """Spilled (larger than a quarter of the ring): exact bytes and str are not pickled there either."""
+    q = Queue(capacity=1 << 16)
+    items = [b"b" * 100_000, "s\u00e9" * 50_000, list(range(20_000)), 7 ** 200_000]
+    for item in items:
+        q.put(item)
+    for item in items:
+        got = q.get(timeout=5)
+        assert got == item and type(got) is type(item)
+
+
 def test_ndarray_round_trip_is_writable_and_equal():
     q = Queue(capacity=1 << 16)
     for array in (np.arange(10.0), np.arange(100_000, dtype=np.int32).reshape(100, 1000),

@@ -9,16 +9,11 @@
 # lengths, then from data_start the stream and each buffer on a SHM_BUFFER_ALIGN boundary. The same
 # layout is used inline in a ring record (SHM_RECORD_BUFFERS) and at the start of a spill range.
 
-import copyreg as _copyreg
 import io as _io
 import pickle as _pickle
 
 cdef object _dumps = _pickle.dumps
 cdef object _loads = _pickle.loads
-
-# The largest payload one ring record can describe (its length field is 32 bits).
-cdef uint64_t RECORD_PAYLOAD_LIMIT = 0xffffffc0u
-
 
 ctypedef struct encoded_t:
     uint32_t kind          # SHM_RECORD_*: what the payload is
@@ -47,6 +42,8 @@ cdef object forking_dumps(object obj, object buffer_callback):
 
 
 cdef object pickle_with_buffers(object obj, list buffers):
+    """The C pickler first; ForkingPickler only for what it refuses. The C pickler's own error is
+    the one raised if both fail."""
     try:
         return _dumps(obj, 5, buffer_callback=buffers.append)
     except (_pickle.PicklingError, TypeError, AttributeError):
@@ -204,10 +201,16 @@ cdef object decode_layout(object exporter, const char *base, uint64_t length, bi
     whole = memoryview(exporter)
     stream = whole[position:position + stream_length]
     position += stream_length
-    if layout.body_kind == SHM_RECORD_BYTES or (layout.body_kind == SHM_RECORD_RAW and as_bytes):
+    cdef uint32_t body_kind = layout.body_kind
+    if body_kind == SHM_RECORD_RAW:
+        return bytes(stream) if as_bytes else _loads(stream)
+    if body_kind == SHM_RECORD_BYTES or body_kind == SHM_RECORD_STR:
+        obj = bytes(stream) if body_kind == SHM_RECORD_BYTES else str(stream, "utf-8")
+        return pickled_bytes(obj) if as_bytes else obj
+    if body_kind != SHM_RECORD_PICKLE and body_kind != SHM_RECORD_BUFFERS:
+        raise RuntimeError("corrupt message in a shmproc ring (unknown body kind)")
+    if as_bytes and nbuffers == 0:
         return bytes(stream)
-    if layout.body_kind == SHM_RECORD_RAW:
-        return _loads(stream)
     buffers = []
     cdef uint64_t buffer_length
     for i in range(nbuffers):
@@ -218,9 +221,7 @@ cdef object decode_layout(object exporter, const char *base, uint64_t length, bi
         buffers.append(whole[position:position + buffer_length])
         position += buffer_length
     obj = _loads(stream, buffers=buffers)
-    if as_bytes:
-        return pickled_bytes(obj)
-    return obj
+    return pickled_bytes(obj) if as_bytes else obj
 
 
 cdef object pickled_bytes(object obj):
