@@ -608,10 +608,21 @@ cdef class MessageRing:
             if kind == SHM_RECORD_SPILL:
                 memcpy(&ref, PyBytes_AS_STRING(raw), sizeof(ref))
                 self.spill.hold_slot(ref.slot)
-        for index, kind, raw in pending:
-            if kind == SHM_RECORD_SPILL:
-                memcpy(&ref, PyBytes_AS_STRING(raw), sizeof(ref))
-            messages[index] = self.finish(kind, raw, &ref, False)
+        cdef Py_ssize_t done = 0
+        try:
+            for index, kind, raw in pending:
+                if kind == SHM_RECORD_SPILL:
+                    memcpy(&ref, PyBytes_AS_STRING(raw), sizeof(ref))
+                done += 1
+                messages[index] = self.finish(kind, raw, &ref, False)
+        except BaseException:
+            # A message that cannot be unpickled is raised here, and the batch is lost with it (as
+            # it would be from a failed get()); its later spill slots must not stay held.
+            for index, kind, raw in pending[done:]:
+                if kind == SHM_RECORD_SPILL:
+                    memcpy(&ref, PyBytes_AS_STRING(raw), sizeof(ref))
+                    self.spill.release_slot(ref.slot)
+            raise
         return messages
 
     cdef shm_record_header_t *next_record_locked(self) noexcept:
