@@ -8,13 +8,19 @@ keeps it open until it closes it).
 
 ``fileno()`` gives a descriptor that select() and ``wait()`` see readable while a message or EOF is
 waiting; asking for it makes every later send to an empty ring write one byte to that descriptor.
+
+``Listener``, ``Client`` and the authentication helpers are the standard library's (sockets between
+machines are not what shared memory is for), re-exported so that ``shmproc.connection`` can stand in
+for ``multiprocessing.connection``.
 """
 import multiprocessing.connection as _mp_connection
 from multiprocessing import BufferTooShort
+from multiprocessing.connection import Client, Listener, answer_challenge, deliver_challenge
 
 from shmproc import _core
 
-__all__ = ["Connection", "Pipe", "wait", "BufferTooShort"]
+__all__ = ["BufferTooShort", "Client", "Connection", "Listener", "Pipe", "answer_challenge",
+           "deliver_challenge", "wait"]
 
 
 class Connection:
