@@ -21,7 +21,9 @@ from shmproc import context as _context
 from shmproc._core import BrokenBarrierError, OwnerDiedError
 from shmproc._version import __version__
 from shmproc.context import AuthenticationError, BufferTooShort, ProcessError, TimeoutError
-from shmproc.ndarray import SharedNDArray, asshared, empty, zeros
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shmproc.ndarray import SharedNDArray, asshared, empty, zeros
 from shmproc.process import Process
 
 _default_context = _context._default_context
@@ -62,10 +64,19 @@ set_parent_death_signal = _default_context.set_parent_death_signal
 get_parent_death_signal = _default_context.get_parent_death_signal
 
 
+_NDARRAY_NAMES = ("SharedNDArray", "asshared", "empty", "zeros")
+
+
 def __getattr__(name):
     # multiprocessing.reducer is a property of the context (it can be replaced at run time).
     if name == "reducer":
         return _default_context.reducer
+    # numpy is imported on first use: every spawned or fork-server child imports shmproc, and
+    # numpy is most of that import's cost (~60 ms here).
+    if name in _NDARRAY_NAMES:
+        from shmproc import ndarray
+        value = globals()[name] = getattr(ndarray, name)
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

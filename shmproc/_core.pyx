@@ -11,6 +11,7 @@
 #   lock, semaphore, event, condition, barrier   the primitives
 #   value      Value/Array state: C-level access and atomics
 #   ring       the message ring under Queue and Pipe
+#   lifetime   the parent-death signal (prctl) for freshly started children
 
 cimport cython
 cimport libc.errno as cerrno
@@ -50,3 +51,4 @@ include "core/condition.pyx"
 include "core/barrier.pyx"
 include "core/value.pyx"
 include "core/ring.pyx"
+include "core/lifetime.pyx"

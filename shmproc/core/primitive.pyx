@@ -16,6 +16,12 @@ cdef class SharedPrimitive:
     def __reduce__(self):
         return (_rebuild_primitive, (type(self), self._block.handle()))
 
+    @property
+    def _semlock(self):
+        # multiprocessing's own Queue (and so concurrent.futures' process pool, given a shmproc
+        # context) reaches through _semlock for _is_zero() and friends: we are our own semlock.
+        return self
+
 
 def _rebuild_primitive(cls, handle):
     cdef SharedPrimitive obj = cls.__new__(cls)

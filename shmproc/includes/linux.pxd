@@ -18,3 +18,7 @@ cdef extern from "<sys/statvfs.h>" nogil:
 
 cdef extern from "<sched.h>" nogil:
     int sched_yield()
+
+cdef extern from "<sys/prctl.h>" nogil:
+    int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)
+    const int PR_SET_PDEATHSIG
