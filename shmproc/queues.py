@@ -21,6 +21,14 @@ Empty = queue.Empty
 Full = queue.Full
 
 
+def _reader_connection(queue):
+    """A read-only Connection over a queue, for multiprocessing.connection.wait() and
+    shmproc.connection.wait() (the queue itself works there too: it has fileno()). The standard
+    library's process pool reads its SimpleQueue this way."""
+    from shmproc.connection import Connection
+    return Connection(queue, None)
+
+
 class Queue(_core.MessageRing):
     """A process-shared FIFO queue (multiprocessing.Queue).
 
@@ -50,13 +58,7 @@ class Queue(_core.MessageRing):
     def _closed_error(self):
         return ValueError(f"Queue {self!r} is closed")
 
-    @property
-    def _reader(self):
-        """A read-only Connection over this queue, for multiprocessing.connection.wait() and
-        shmproc.connection.wait() (the queue itself works there too: it has fileno())."""
-        from shmproc.connection import Connection
-        return Connection(self, None)
-
+    _reader = property(_reader_connection)
     __class_getitem__ = classmethod(types.GenericAlias)
 
 
@@ -87,4 +89,5 @@ class SimpleQueue(_core.MessageRing):
     def _closed_error(self):
         return OSError("handle is closed")
 
+    _reader = property(_reader_connection)
     __class_getitem__ = classmethod(types.GenericAlias)
