@@ -5,10 +5,11 @@ with the threads being measured and turn an I/O benchmark into a GIL benchmark. 
 URL on stdout and exits when its stdin closes, so it cannot outlive the benchmark that started it,
 even one that was killed.
 
-    python -m shmproc.bench.http_server        # serves until stdin closes
+    python shmproc/bench/http_server.py        # serves until stdin closes
 """
 import contextlib
 import http.server
+import os
 import subprocess
 import sys
 import threading
@@ -44,7 +45,8 @@ class PageServer(http.server.ThreadingHTTPServer):
 def serve_until_stdin_closes():
     server = PageServer(("127.0.0.1", 0), PageHandler)
     host, port = server.server_address[:2]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for the loop's next poll (0.5 s by default, per run).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     print(f"http://{host}:{port}/", flush=True)
     sys.stdin.read()
@@ -55,7 +57,8 @@ def serve_until_stdin_closes():
 @contextlib.contextmanager
 def serving():
     """Start the server in a child process; yield its URL; stop it."""
-    server = subprocess.Popen([sys.executable, "-m", "shmproc.bench.http_server"],
+    # Run as a script, not with -m: that would import the shmproc package (and numpy) first.
+    server = subprocess.Popen([sys.executable, os.path.abspath(__file__)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         url = server.stdout.readline().strip()
