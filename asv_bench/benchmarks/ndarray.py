@@ -46,6 +46,8 @@ class ArrayToChild:
     def track_pickled_bytes(self, library, megabytes):
         return measurements()[2](self.array)
 
+    track_pickled_bytes.unit = "bytes"
+
 
 class SharedOverPlainHandoff:
     """A 256 MB shared array's hand-off time over a plain one's, interleaved (unit "ratio")."""

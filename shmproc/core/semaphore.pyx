@@ -65,7 +65,7 @@ cdef class Semaphore(SharedPrimitive):
             return True
         return self.acquire_blocking(NO_DEADLINE)
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type=None, exc_value=None, traceback=None):
         self.release()
 
     def get_value(self):
