@@ -98,6 +98,9 @@ def barrier_party_then_sleep(barrier, ready):
 
 
 def block_in_wait(kind, obj, ready, interrupted):
+    # Python only turns SIGINT into KeyboardInterrupt if SIGINT was not ignored when it started,
+    # and a shell ignores it for commands it runs in the background (as a CI runner may do).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ready.set()
     try:
         if kind == "lock":

@@ -70,8 +70,15 @@ def work_joinable(q, done):
         q.task_done()
 
 
+def catch_sigint():
+    """Python only turns SIGINT into KeyboardInterrupt if SIGINT was not ignored when it started,
+    and a shell ignores it for commands it runs in the background (as a CI runner may do)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def blocked_get_reports_interrupt(q, ready, result):
     """Block in get() until SIGINT arrives; report how quickly KeyboardInterrupt came."""
+    catch_sigint()
     ready.put(os.getpid())
     started = time.monotonic()
     try:
@@ -82,6 +89,7 @@ def blocked_get_reports_interrupt(q, ready, result):
 
 
 def blocked_put_reports_interrupt(q, ready, result):
+    catch_sigint()
     ready.put(os.getpid())
     started = time.monotonic()
     try:

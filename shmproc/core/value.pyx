@@ -14,7 +14,9 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.number cimport PyNumber_Index
 from libc.stdint cimport int8_t, int16_t, uint8_t, uint16_t
 
-import ctypes as _ctypes
+# ctypes is imported when the first wrapper is made (by then sharedctypes.py has imported it):
+# every spawned child imports the core, and ctypes would add ~3 ms to each.
+_ctypes = None
 
 _TWO_TO_THE_64 = 1 << 64
 
@@ -55,7 +57,14 @@ cdef void _learn_integer_kinds():
     _kind_of_type[_ctypes.c_float] = KIND_F32
     _kind_of_type[_ctypes.c_double] = KIND_F64
 
-_learn_integer_kinds()
+
+cdef object ensure_ctypes():
+    global _ctypes
+    if _ctypes is None:
+        import ctypes
+        _ctypes = ctypes
+        _learn_integer_kinds()
+    return _ctypes
 
 
 cdef inline bint is_integer_kind(int kind) noexcept nogil:
@@ -190,6 +199,7 @@ cdef class SynchronizedBase:
     cdef object __weakref__
 
     def __init__(self, obj, lock=None, ctx=None):
+        ensure_ctypes()
         self._obj = obj
         if lock:
             self._lock = lock
