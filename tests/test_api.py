@@ -88,3 +88,20 @@ def test_modules_define_all():
         assert mod.__all__, module
         for name in mod.__all__:
             assert hasattr(mod, name), f"{module}.{name}"
+
+
+def test_import_without_the_compiled_core_fails_clearly(tmp_path):
+    """No pure-Python fallback: a package whose extension was never built says so at import."""
+    import pathlib
+    import shutil
+    import subprocess
+    import sys
+    source = pathlib.Path(shmproc.__file__).parent
+    copy = tmp_path / "shmproc"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("*.so", "__pycache__", "_core.c"))
+    # -S: no site packages, so an installed shmproc cannot stand in for the copy.
+    out = subprocess.run([sys.executable, "-S", "-c", "import shmproc"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)})
+    assert out.returncode != 0
+    assert "compiled core (shmproc._core) is missing" in out.stderr
