@@ -8,21 +8,26 @@ reference. Linux only (futex, O_TMPFILE/memfd, /proc).
 As in multiprocessing, the module-level functions are the bound methods of the default context;
 unlike it, each is named here, so that readers and type checkers can see them.
 """
-try:
-    from shmproc import _core
-except ImportError as exc:  # pragma: no cover - depends on the installation
+import os as _os
+from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
+
+# The compiled core is loaded on first use (a spawned child whose target uses no shared object never
+# pays for it), but a package built without it must fail here, with a clear message: there is no
+# pure-Python fallback.
+if not any(_os.path.exists(_os.path.join(_os.path.dirname(__file__), "_core" + suffix))
+           for suffix in _EXTENSION_SUFFIXES):
     raise ImportError(
-        "shmproc's compiled core (shmproc._core) is missing or failed to load: install shmproc with "
-        "pip (`pip install -e .` in a checkout) so that the Cython extension is built; "
-        f"the import failed with: {exc}"
-    ) from exc
+        "shmproc's compiled core (shmproc._core) is missing: install shmproc with pip "
+        "(`pip install -e .` in a checkout) so that the Cython extension is built"
+    )
 
 from shmproc import context as _context
-from shmproc._core import BrokenBarrierError, OwnerDiedError
+from threading import BrokenBarrierError
 from shmproc._version import __version__
 from shmproc.context import AuthenticationError, BufferTooShort, ProcessError, TimeoutError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from shmproc._core import OwnerDiedError
     from shmproc.ndarray import SharedNDArray, asshared, empty, zeros
 from shmproc.process import Process
 
@@ -77,6 +82,10 @@ def __getattr__(name):
         from shmproc import ndarray
         value = globals()[name] = getattr(ndarray, name)
         return value
+    if name == "OwnerDiedError":
+        from shmproc._core import OwnerDiedError
+        globals()[name] = OwnerDiedError
+        return OwnerDiedError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -81,8 +81,8 @@ def arm(process, plan, parent_sentinel):
         _parent_death_signal = signum
     parent_pid = process._parent_pid
     if mode == "prctl if cheap":
-        # A fresh interpreter: prctl if the core offers it or ctypes is loaded already (the core
-        # may import it); importing ctypes just for this would cost more than a thread.
+        # A fresh interpreter: prctl if the core is loaded already (the target's arguments hold
+        # shared objects) or ctypes is; else a watcher thread, cheaper than loading either.
         mode = "prctl" if _core_prctl() is not None or "ctypes" in sys.modules else "watch"
     if mode == "prctl":
         prctl, arguments = _prepared_prctl(signum)[1]
@@ -121,7 +121,7 @@ def _prepared_prctl(signum):
     global _prepared
     prepared = _prepared
     if prepared is None or prepared[0][0] is not signum:
-        core_function = _core_prctl()
+        core_function = _core_prctl(load=True)
         if core_function is not None:
             prepared = ((signum, "prctl"), (core_function, (int(signum),)))
         else:
@@ -133,10 +133,14 @@ def _prepared_prctl(signum):
     return prepared
 
 
-def _core_prctl():
-    """The compiled core's prctl(PR_SET_PDEATHSIG, signal) -> 0 on success, if it has one."""
-    from shmproc import _core
-    return getattr(_core, "set_parent_death_signal", None)
+def _core_prctl(load=False):
+    """The compiled core's prctl(PR_SET_PDEATHSIG, signal) -> 0 on success. Unless asked to load
+    it, only if the core is loaded already: a freshly spawned child does not load the extension
+    just for this (a watcher thread is cheaper)."""
+    core = sys.modules.get("shmproc._core")
+    if core is None and load:
+        from shmproc import _core as core
+    return getattr(core, "set_parent_death_signal", None)
 
 
 # (pid, ident of that process's main thread): a child forked from another thread has that thread

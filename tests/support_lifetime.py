@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from support_process import sleep_for
+from support_process import sleep_for, sleep_holding
 
 from shmproc import context, parent_death
 
@@ -26,14 +26,14 @@ def parent_death_case(method, options):
     if "opt-out" in options:
         parent_death.set_parent_death_signal(None)
     if "core-prctl" in options:
-        # Stand in for a compiled core that offers prctl: spawned children are then armed with
-        # prctl (made through ctypes in the child, whose core lacks it) instead of a thread.
-        import ctypes
-
-        from shmproc import _core
-        _core.set_parent_death_signal = lambda signum: ctypes.CDLL(None).prctl(1, signum)
+        # The child's target takes a shared lock, so the core is loaded in the child before
+        # it is armed: the prctl path.
+        from shmproc import synchronize
+        target, args = sleep_holding, (synchronize.Lock(), 60)
+    else:
+        target, args = sleep_for, (60,)
     ctx = context._default_context.get_context(method)
-    child = ctx.Process(target=sleep_for, args=(60,), daemon=True)
+    child = ctx.Process(target=target, args=args, daemon=True)
     if "thread" in options:
         # Started from a thread that then ends: the child must outlive the thread, and still
         # die with the process.

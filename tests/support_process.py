@@ -117,3 +117,8 @@ def sleep_in_thread_then_exit(seconds):
 
 def set_logging_level(level):
     logging.getLogger("multiprocessing").setLevel(level)
+
+
+def sleep_holding(lock, seconds):
+    """Sleep with a shared object among the arguments (so the child has the core loaded)."""
+    time.sleep(seconds)

@@ -540,7 +540,9 @@ class TestLifetime:
             parent.wait(10)
             parent.stdout.close()
 
-    def test_spawned_children_armed_with_prctl_die_with_a_killed_parent(self):
+    def test_spawned_children_with_the_core_loaded_die_with_a_killed_parent(self):
+        # A spawned child whose target uses shared objects has the core loaded when it is armed,
+        # and is armed with prctl through it rather than with a watcher thread.
         self.test_children_die_with_a_killed_parent("spawn", ("core-prctl",))
 
     def test_opting_out_keeps_children_alive(self):
