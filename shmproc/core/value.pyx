@@ -543,42 +543,35 @@ cdef class SynchronizedArray(SynchronizedBase):
 cdef class SynchronizedString(SynchronizedArray):
     """A shared array of c_char and its lock: `.value` and `.raw` as on a ctypes char array."""
 
-    @property
-    def value(self):
-        cdef int taken
-        taken = self.enter()
+    cdef object locked_get(self, str name):
+        cdef int taken = self.enter()
         try:
-            return self._obj.value
+            return getattr(self._obj, name)
         finally:
             if taken:
                 self.leave()
+
+    cdef int locked_set(self, str name, value) except -1:
+        cdef int taken = self.enter()
+        try:
+            setattr(self._obj, name, value)
+        finally:
+            if taken:
+                self.leave()
+        return 0
+
+    @property
+    def value(self):
+        return self.locked_get("value")
 
     @value.setter
     def value(self, value):
-        cdef int taken
-        taken = self.enter()
-        try:
-            self._obj.value = value
-        finally:
-            if taken:
-                self.leave()
+        self.locked_set("value", value)
 
     @property
     def raw(self):
-        cdef int taken
-        taken = self.enter()
-        try:
-            return self._obj.raw
-        finally:
-            if taken:
-                self.leave()
+        return self.locked_get("raw")
 
     @raw.setter
     def raw(self, value):
-        cdef int taken
-        taken = self.enter()
-        try:
-            self._obj.raw = value
-        finally:
-            if taken:
-                self.leave()
+        self.locked_set("raw", value)
