@@ -8,7 +8,6 @@ the shmproc reference of that workload is than each candidate. Every candidate's
 forked with multiprocessing's fork context and held at a pipe until the timing starts. The
 workloads are asv_bench/benchmarks/queues.py's, which asv runs as well.
 """
-import argparse
 import functools
 import os
 import sys
@@ -18,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchmarks.queues import (  # noqa: E402
     BATCH, CHANNELS, ROUND_TRIPS, SMALL_MESSAGES, SMALL_PAYLOADS, ndarray_one_way, one_way,
     round_trip, shared_ndarray_one_way)
-from shmproc.bench.timing import format_seconds, format_table, interleaved, medians  # noqa: E402
+from shmproc.bench.timing import comparison_arguments, format_seconds, format_table, interleaved, medians  # noqa: E402
 
 ALL = list(CHANNELS)
 QUEUES_ONLY = ["mp.Queue", "faster_fifo", "shmproc.Queue"]
@@ -55,12 +54,7 @@ def workloads(scale):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=5, help="repeats per candidate (median reported)")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the work, for a smoke test")
-    parser.add_argument("--only", default="", help="run only the workloads whose name contains this")
-    args = parser.parse_args(argv)
+    args = comparison_arguments(__doc__, 5, argv)
     scale = 0.1 if args.quick else 1.0
     print(f"# {os.cpu_count()} cores, medians of {args.repeat} interleaved repeats")
     for title, reference, candidates in workloads(scale):

@@ -8,7 +8,6 @@ child, which unpickles it, touches it and answers. Every row runs its two candid
 and prints the medians of the repeats. "speed-up" is multiprocessing's time over shmproc's; the
 issue's target for the row, if it has one, is in the last column.
 """
-import argparse
 import functools
 import os
 
@@ -21,7 +20,7 @@ import shmproc.ndarray  # noqa: E402
 import shmproc.sharedctypes  # noqa: E402
 from shmproc.bench.primitives import FORK  # noqa: E402
 from shmproc.bench.sharedctypes import ArrayHandoff, counter_in_processes, pickled_size  # noqa: E402
-from shmproc.bench.timing import (format_ratio, format_seconds, format_table, interleaved,  # noqa: E402
+from shmproc.bench.timing import (comparison_arguments, format_ratio, format_seconds, format_table, interleaved,  # noqa: E402
                                   medians, per_call)
 
 LOCKED_INCREMENT = "with v.get_lock(): v.value += 1"
@@ -79,12 +78,7 @@ def handoff_rows(sizes_mb, handoffs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=7, help="repeats per candidate (median reported)")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the work and small arrays, for a smoke test")
-    parser.add_argument("--only", default="", help="run only the rows whose name contains this text")
-    args = parser.parse_args(argv)
+    args = comparison_arguments(__doc__, 7, argv, quick="a tenth of the work and small arrays, for a smoke test")
     scale = 0.1 if args.quick else 1.0
     number = max(1000, int(200_000 * scale))
     handoffs = {"shmproc": ArrayHandoff(), "multiprocessing": ArrayHandoff()}

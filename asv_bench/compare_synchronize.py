@@ -8,14 +8,13 @@ multiprocessing.get_context("fork") for both libraries, so only the primitive di
 its candidates interleaved and prints medians of the repeats; the ratio columns are time ratios
 (below 1: shmproc is faster).
 """
-import argparse
 import functools
 import os
 import threading
 
 import shmproc
 from shmproc.bench.primitives import FORK, barrier_round, condition_ping_pong, contended_lock
-from shmproc.bench.timing import format_ratio, format_seconds, format_table, interleaved, medians, per_call
+from shmproc.bench.timing import comparison_arguments, format_ratio, format_seconds, format_table, interleaved, medians, per_call
 
 LIBRARIES = {"shmproc": shmproc, "multiprocessing": FORK, "threading": threading}
 
@@ -66,12 +65,7 @@ def cross_process_rows(scale):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=7, help="repeats per candidate (median reported)")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the work, for a smoke test")
-    parser.add_argument("--only", default="", help="run only the rows whose name contains this text")
-    args = parser.parse_args(argv)
+    args = comparison_arguments(__doc__, 7, argv)
     scale = 0.1 if args.quick else 1.0
     number = max(1000, int(200_000 * scale))
 

@@ -4,10 +4,21 @@ On a small shared machine the background load drifts over seconds; measuring can
 and then B would fold that drift into the ratio. Interleaving (A, B, C, then B, C, A, ...) spreads it
 evenly, and the median of the repeats ignores the odd preempted one.
 """
+import argparse
 import statistics
 import timeit
 
-__all__ = ["format_ratio", "format_seconds", "format_table", "interleaved", "medians", "per_call"]
+__all__ = ["comparison_arguments", "format_ratio", "format_seconds", "format_table", "interleaved", "medians", "per_call"]
+
+
+def comparison_arguments(description, repeat, argv=None, quick="a tenth of the work, for a smoke test"):
+    """The command line every asv_bench/compare_*.py script takes: --repeat, --quick, --only."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=repeat, help="repeats per candidate (median reported)")
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--only", default="", help="run only the rows whose name contains this text")
+    return parser.parse_args(argv)
 
 
 def interleaved(measurements, repeat):
