@@ -50,7 +50,7 @@ cdef class Semaphore(SharedPrimitive):
             if result != WAIT_CHANGED:
                 run_signal_handlers()
 
-    def release(self):
+    cdef int release_checked(self) except -1:
         cdef shm_semaphore_t *sem = self.sem()
         cdef uint32_t value = shm_load_relaxed_u32(&sem.value)
         while True:
@@ -59,6 +59,10 @@ cdef class Semaphore(SharedPrimitive):
             if shm_cas_u32(&sem.value, &value, value + 1):
                 break
         wake_sleepers(&sem.value, &sem.sleepers, 1)
+        return 0
+
+    def release(self):
+        self.release_checked()
 
     def __enter__(self):
         if self.take():
@@ -66,7 +70,7 @@ cdef class Semaphore(SharedPrimitive):
         return self.acquire_blocking(NO_DEADLINE)
 
     def __exit__(self, exc_type=None, exc_value=None, traceback=None):
-        self.release()
+        self.release_checked()          # a C call, as Lock's __exit__, not a Python-level release()
 
     def get_value(self):
         return shm_load_u32(&self.sem().value)
