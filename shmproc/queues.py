@@ -32,9 +32,10 @@ def _reader_connection(queue):
 class Queue(_core.MessageRing):
     """A process-shared FIFO queue (multiprocessing.Queue).
 
-    maxsize bounds the number of messages (0: no bound but the ring's bytes). capacity is the ring's
-    size in bytes, a power of two; messages larger than a quarter of it travel through a side
-    file instead, so any size goes through.
+    maxsize bounds the number of messages (0: none; put() does not wait for room, as the ring grows
+    in shared memory while readers lag). capacity is the ring's window in bytes, a power of two:
+    the memory it uses while readers keep up; messages larger than a quarter of it travel through a
+    side file instead, so any size goes through.
     """
 
     def __init__(self, maxsize=0, *, ctx=None, capacity=_core.QUEUE_CAPACITY):

@@ -1,6 +1,10 @@
-"""Module-level child targets for the synchronization tests (spawned children import them)."""
+"""Module-level child targets for the synchronization tests (spawned children import them), and
+a private tmpfs for tests that fill or measure shared memory."""
+import contextlib
 import os
 import signal
+import subprocess
+import tempfile
 import time
 
 
@@ -145,3 +149,19 @@ def exercise_all_primitives(lock, rlock, sem, event, cond, barrier, done):
         cond.notify()
     barrier.wait(10)
     done.set()
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(size):
+    """A tmpfs of our own (needs root, as CI and this machine have); None where mounting fails."""
+    path = tempfile.mkdtemp(prefix="shmproc-tmpfs-")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", path],
+                      capture_output=True).returncode != 0:
+        os.rmdir(path)
+        yield None
+        return
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", path], check=True)   # lazily: a dying block may still map it
+        os.rmdir(path)

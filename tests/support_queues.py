@@ -175,3 +175,13 @@ def hold_connection_then_die(conn, ready):
 
 def send_bytes_then_exit(conn, data):
     conn.send_bytes(data)
+
+
+def put_without_waiting_and_exit(q, count, array_count):
+    """Put count ints and array_count spilled-size arrays with put_nowait, with nobody reading, and
+    exit: an unbounded queue must take them all at once and keep them after this process is gone."""
+    import numpy as np
+    for i in range(count):
+        q.put_nowait(i)
+    for i in range(array_count):
+        q.put_nowait(np.full(5_000, i, dtype=np.int64))

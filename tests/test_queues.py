@@ -1,5 +1,6 @@
 """shmproc.queues: Queue, SimpleQueue, JoinableQueue against multiprocessing's behaviour, in one
 process and across real processes (fork and spawn)."""
+import errno
 import multiprocessing
 import os
 import pickle
@@ -14,6 +15,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+import support
 import support_queues
 from support_queues import joined, started
 from shmproc.queues import Empty, Full, JoinableQueue, Queue, SimpleQueue
@@ -224,6 +226,78 @@ def test_many_large_messages_outstanding():
     while len(received) < len(arrays):
         received.append(q.get(timeout=5))
     assert all(np.array_equal(a, b) for a, b in zip(arrays, received))
+
+
+# -- an unbounded queue never blocks put() (its ring grows while readers lag) ---------------------
+
+def test_unbounded_put_never_waits_and_outlives_the_producer(ctx):
+    """multiprocessing's Queue(maxsize=0) buffers whatever is put; so does ours, in shared memory:
+    a child puts far more than the ring's window (and more large messages than there are spill
+    slots) with nobody reading, exits, and every message is still there, in order."""
+    q = Queue(capacity=1 << 16)
+    count, arrays = 300_000, 300
+    joined(started(ctx, support_queues.put_without_waiting_and_exit, q, count, arrays))
+    assert q.qsize() == count + arrays
+    assert q.get_many(count, timeout=5) == list(range(count))
+    for i in range(arrays):
+        got = q.get(timeout=5)
+        assert got.shape == (5_000,) and (got == i).all()
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+
+
+def test_growth_is_given_back_once_readers_catch_up():
+    """Past its window the ring allocates pages as it goes; once the readers have caught up, the
+    next wrap to the start gives them back. Measured as the kernel counts them (st_blocks)."""
+    window = 1 << 16
+    q = Queue(capacity=window)
+    reserved, allocated = q._memory()
+    assert reserved == window
+    base = allocated
+    q.put_many(b"%08d" % i + b"x" * 92 for i in range(50_000))      # ~6 MB of records
+    reserved, allocated = q._memory()
+    assert reserved > 5_000_000 and allocated - base > 5_000_000
+    assert q.get_many(50_000, timeout=5) == [b"%08d" % i + b"x" * 92 for i in range(50_000)]
+    for round in range(3):                                          # wrap to the start, and go on
+        q.put_many(range(5_000))
+        assert q.get_many(5_000, timeout=5) == list(range(5_000))
+    reserved, allocated = q._memory()
+    assert reserved <= 2 * window and allocated - base <= 2 * window
+
+
+def test_bounded_by_maxsize_not_by_bytes():
+    """Queue(maxsize) blocks at maxsize messages, not when its window's bytes run out."""
+    q = Queue(1000, capacity=1 << 12)
+    for i in range(1000):
+        q.put_nowait(b"y" * 200)
+    with pytest.raises(queue.Full):
+        q.put_nowait(b"y")
+    assert len(q.get_many(2000, timeout=5)) == 1000
+
+
+def test_full_shared_memory_is_an_error_in_put_and_loses_nothing(monkeypatch):
+    """Growth that /dev/shm cannot hold raises OSError(ENOSPC) in put(), never SIGBUS; what was put
+    before is intact, and the queue works on once drained."""
+    with support.mounted_tmpfs("1m") as path:
+        if path is None:
+            pytest.skip("cannot mount a tmpfs here (not root?)")
+        monkeypatch.setenv("SHMPROC_SHM_DIR", path)
+        q = Queue(capacity=1 << 14)
+        put = 0
+        with pytest.raises(OSError) as info:
+            while True:
+                q.put(put)
+                put += 1
+        assert info.value.errno == errno.ENOSPC
+        assert put > 20_000                       # about 1 MiB of 16-byte records went in
+        with pytest.raises(OSError):
+            q.put_many(range(10_000))             # a batch that cannot grow is refused as well
+        got = q.get_many(10 * put, timeout=5)
+        assert got[:put] == list(range(put))      # put_many may have added a prefix of its batch
+        assert got[put:] == list(range(len(got) - put))
+        q.put("after")
+        assert q.get(timeout=5) == "after"
+        del q
 
 
 def test_threads_share_a_queue():

@@ -1,12 +1,10 @@
 """Shared-memory segments: privacy, lifetime across SIGKILL, and a clear error when memory runs out."""
-import contextlib
 import errno
 import os
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from shmproc._core import Block, Segment, allocate, shm_directory
 
 import support
+from support import mounted_tmpfs
 
 MB = 1 << 20
 JOIN = 20
@@ -65,22 +64,6 @@ def test_request_larger_than_free_space_is_a_clear_error():
 def test_absurd_size_is_refused():
     with pytest.raises(ValueError):
         Segment.create(1 << 60)
-
-
-@contextlib.contextmanager
-def mounted_tmpfs(size):
-    """A tmpfs of our own (needs root, as CI and this machine have); None where mounting fails."""
-    path = tempfile.mkdtemp(prefix="shmproc-tmpfs-")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", path],
-                      capture_output=True).returncode != 0:
-        os.rmdir(path)
-        yield None
-        return
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "--lazy", path], check=True)   # lazily: a dying block may still map it
-        os.rmdir(path)
 
 
 @pytest.fixture

@@ -46,6 +46,12 @@ QUEUE_CAPACITY = 4 << 20
 PIPE_CAPACITY = 1 << 20
 cdef uint64_t MIN_CAPACITY = 4096
 cdef uint64_t MAX_CAPACITY = 1 << 30
+# A queue's ring is growable: this much address space, of which only the window's pages are
+# allocated while readers keep up (see "Growth" in docs/internals/ring.md). multiprocessing's Queue
+# buffers without bound in its feeder; ours holds up to this many bytes of small records (large
+# messages live in the spill file), or until /dev/shm is full (OSError), before put() blocks. Mapped
+# address space costs nothing until touched; 16 GiB lets a process map thousands of queues.
+cdef uint64_t GROWABLE_CAPACITY = 1 << 34
 cdef Py_ssize_t PUT_BATCH = 256        # items encoded per producer-lock acquisition in put_many
 cdef object _TAKEN_BY_ANOTHER = object()
 
@@ -108,8 +114,11 @@ cdef class MessageRing:
     cdef SpillFile spill
     cdef shm_ring_t *ring
     cdef char *data
-    cdef uint64_t capacity
+    cdef uint64_t capacity            # of the data area (address space; see ring.h)
     cdef uint64_t mask
+    cdef uint64_t window              # where writers wrap when readers have made room
+    cdef uint64_t wrap_limit          # a record ending past this wraps (or grows the ring)
+    cdef bint growable                # window < capacity: writers may go past the window
     cdef uint64_t spill_threshold     # records with more payload than this go to the spill file
     cdef uint64_t cached_head         # producer's last view of head (a lower bound), under its lock
     cdef uint64_t cached_gets
@@ -142,7 +151,12 @@ cdef class MessageRing:
         self.data = segment.base + self.ring.data_offset
         self.capacity = self.ring.capacity
         self.mask = self.capacity - 1
-        self.spill_threshold = self.capacity // 4
+        self.window = self.ring.window
+        self.growable = self.window < self.capacity
+        # A growable ring keeps room for a PAD header inside its window, so that a ring which
+        # never lags never allocates past it.
+        self.wrap_limit = self.window - sizeof(shm_record_header_t) if self.growable else self.window
+        self.spill_threshold = self.window // 4
         self.ring_index, self.role = index, role
         self.read_fd, self.write_fd = read_fd, write_fd
         self.eof_detection = eof_detection
@@ -153,7 +167,7 @@ cdef class MessageRing:
 
     def _open_queue(self, maxsize, joinable, capacity):
         """Make this object a new queue's only ring (Queue.__init__)."""
-        segment, spill = create_channel(1, capacity, maxsize, joinable)
+        segment, spill = create_channel(1, capacity, maxsize, joinable, True)
         read_fd, write_fd = _os.pipe2(_os.O_NONBLOCK | _os.O_CLOEXEC)
         self.bind(segment, spill, 0, ROLE_BOTH, read_fd, write_fd, False)
 
@@ -327,16 +341,17 @@ cdef class MessageRing:
         cdef uint32_t observed = 0
         cdef WaitResult result
         cdef bint spin = True
-        cdef bint spilled
+        cdef bint spilled, inline
         cdef shm_lock_t *lock = &self.ring.producer_lock
         while done < count:
-            spilled = self.must_spill(&items[done])
-            if spilled:
-                if not self.spill_out(&items[done], owners[done], block, deadline):
+            spilled = False
+            run = 1
+            if self.must_spill(&items[done]):
+                inline = self.can_inline(&items[done])
+                spilled = self.spill_out(&items[done], owners[done], block and not inline, deadline)
+                if not spilled and not inline:
                     return done
-                run = 1
             else:
-                run = 1
                 while done + run < count and not self.must_spill(&items[done + run]):
                     run += 1
             try:
@@ -377,7 +392,7 @@ cdef class MessageRing:
         store. When none fits, *observed_head is the head value the decision was made on."""
         cdef shm_ring_t *ring = self.ring
         cdef uint64_t tail = ring.tail, puts = ring.puts
-        cdef uint64_t need, position, to_end, total
+        cdef uint64_t need, position, total
         cdef shm_record_header_t *header
         cdef encoded_t *item
         cdef Py_ssize_t n = 0
@@ -386,22 +401,32 @@ cdef class MessageRing:
             item = &items[n]
             need = record_size(item.length)
             position = tail & self.mask
-            to_end = self.capacity - position
-            total = need if need <= to_end else to_end + need
-            if not self.has_room(tail + total, puts + 1):
+            total = self.placement(tail, puts, need, refreshed)
+            if total == 0:
                 if refreshed:
                     break
-                # Read the consumers' indices once per batch, and before deciding to wait, so that a
-                # head moving after this read wakes the wait.
+                # Read the consumers' indices once per batch, and before deciding to wait (or to
+                # grow), so that a head moving after this read wakes the wait.
                 self.cached_head = shm_load_u64(&ring.head)
                 self.cached_gets = shm_load_u64(&ring.gets)
                 observed_head[0] = <uint32_t>self.cached_head
                 refreshed = True
                 continue
-            if need > to_end:
+            try:
+                # Allocated: the record, and room for the PAD header that may follow it (so a wrap
+                # never needs to grow, and a full /dev/shm cannot stop the ring from wrapping).
+                self.reserve_locked(min(self.capacity, sizeof(shm_record_header_t) +
+                                        (need if total != need else position + need)))
+            except OSError:
+                if n:
+                    break         # publish what is written; the next put raises
+                raise
+            if total != need:
                 header = <shm_record_header_t *>(self.data + position)
-                header.length = <uint32_t>(to_end - sizeof(shm_record_header_t))
+                header.length = 0
                 header.kind = SHM_RECORD_PAD
+                if self.growable:
+                    self.trim_locked(max(position + sizeof(shm_record_header_t), need))
                 position = 0
             header = <shm_record_header_t *>(self.data + position)
             header.length = <uint32_t>item.length
@@ -421,6 +446,58 @@ cdef class MessageRing:
                 shm_fetch_add_u32(&ring.unfinished_tasks, <uint32_t>n)
             shm_store_u64(&ring.tail, tail)
         return n
+
+    cdef inline uint64_t placement(self, uint64_t tail, uint64_t puts, uint64_t need,
+                                   bint fresh) noexcept:
+        """How far the tail moves to write a record of need bytes now: need (it goes at the tail),
+        the rest of the data area plus need (a PAD, then the record at the start), or 0 (no room;
+        or, with a stale view of the readers, past the window: look again before growing).
+
+        Past the window, going back to the start is preferred whenever the readers have freed
+        room there; only a ring whose readers lag goes on into the sparse rest of its data area
+        (growable rings; for the others the window is the whole data area)."""
+        cdef uint64_t position = tail & self.mask
+        cdef uint64_t wrapped = self.capacity - position + need
+        if position + need <= self.wrap_limit:
+            return need if self.has_room(tail + need, puts + 1) else 0
+        if position > 0 and self.has_room(tail + wrapped, puts + 1):
+            return wrapped
+        if not fresh:
+            return 0
+        if position + need <= self.capacity and self.has_room(tail + need, puts + 1):
+            return need
+        return 0
+
+    cdef inline int reserve_locked(self, uint64_t end) except -1:
+        """Under the producer lock: make sure the pages of the data area below end are allocated
+        (a growable ring allocates them a window at a time as its writers go past the window)."""
+        cdef uint64_t reserved = self.ring.reserved
+        cdef uint64_t wanted
+        if end <= reserved:
+            return 0
+        wanted = align_up(end, self.window)
+        self.segment.allocate_range(self.ring.data_offset + reserved, wanted - reserved)
+        self.ring.reserved = wanted
+        return 0
+
+    cdef void trim_locked(self, uint64_t keep) noexcept:
+        """Under the producer lock, going back to the start of a growable ring: give back the
+        pages past keep (but the window's) if more than a window of them is allocated. The readers
+        are in this lap (the room check for the wrap says so), so everything past the tail is
+        already read; the PAD header below keep is what they read next there."""
+        cdef uint64_t reserved = self.ring.reserved
+        keep = align_up(max(keep, self.window), self.window)
+        if reserved <= keep + self.window:
+            return
+        # Shrink the record first: a writer killed between the two leaks pages, but the next one
+        # never writes into pages it believes allocated and are not (a SIGBUS on a full /dev/shm).
+        self.ring.reserved = keep
+        self.segment.release_range(self.ring.data_offset + keep, reserved - keep)
+
+    cdef inline bint can_inline(self, encoded_t *item) noexcept:
+        """A message too large for the ring's window may still be written inline in a growable
+        ring, when no spill slot is free (so that put() on an unbounded queue never waits)."""
+        return self.growable and item.length <= <uint64_t>UINT32_MAX - 8
 
     cdef inline bint has_room(self, uint64_t new_tail, uint64_t new_puts) noexcept:
         if new_tail - self.cached_head > self.capacity:
@@ -553,7 +630,7 @@ cdef class MessageRing:
             return False
         header = <shm_record_header_t *>(self.data + (head & self.mask))
         if shm_load_relaxed_u32(&header.kind) == SHM_RECORD_PAD:
-            return head + record_size(header.length) != tail
+            return head + self.capacity - (head & self.mask) != tail
         return True
 
     cdef object take_one(self, uint32_t *kind, shm_spill_ref_t *ref):
@@ -641,7 +718,7 @@ cdef class MessageRing:
             if header.kind != SHM_RECORD_PAD:
                 self.local_head = head
                 return header
-            head += record_size(header.length)
+            head += self.capacity - (head & self.mask)
 
     cdef object take_record_locked(self, shm_record_header_t *header, uint32_t *kind,
                                    shm_spill_ref_t *ref):
@@ -772,7 +849,13 @@ cdef class MessageRing:
 
     @property
     def _capacity(self):
-        return self.capacity
+        """The window: the capacity the ring was created with."""
+        return self.window
+
+    def _memory(self):
+        """(bytes of the data area reserved, bytes of the channel segment the kernel has
+        allocated): for tests of a growable ring's growth and trimming."""
+        return self.ring.reserved, _os.fstat(self.segment.fd).st_blocks * 512
 
     def _task_done(self):
         cdef uint32_t *unfinished = &self.ring.unfinished_tasks
@@ -871,19 +954,27 @@ cdef uint64_t checked_capacity(object capacity) except 0:
     return value
 
 
-cdef tuple create_channel(int nrings, object capacity, object maxsize, bint joinable):
-    """A new channel segment with nrings empty rings, and its spill file."""
-    cdef uint64_t ring_capacity = checked_capacity(capacity)
+cdef tuple create_channel(int nrings, object capacity, object maxsize, bint joinable,
+                          bint growable):
+    """A new channel segment with nrings empty rings, and its spill file. A growable ring (a
+    queue's: one per channel) allocates only its window's pages now."""
+    cdef uint64_t window = checked_capacity(capacity)
+    cdef uint64_t ring_capacity = GROWABLE_CAPACITY if growable else window
+    assert nrings == 1 or not growable
     if maxsize is None or maxsize <= 0:
         maxsize = 0
     cdef uint64_t header_end = align_up(SHM_SEGMENT_HEADER + sizeof(shm_channel_t), 4096)
-    cdef Segment segment = Segment.create(header_end - SHM_SEGMENT_HEADER + nrings * ring_capacity)
+    cdef uint64_t payload = header_end - SHM_SEGMENT_HEADER + nrings * ring_capacity
+    cdef Segment segment = Segment.create(
+        payload, header_end - SHM_SEGMENT_HEADER + window if growable else None)
     cdef shm_channel_t *channel = <shm_channel_t *>(segment.base + SHM_SEGMENT_HEADER)
     cdef SpillFile spill = SpillFile.create(segment, &channel.spill)
     memcpy(channel.spill_id, <char *>spill.id, 16)
     channel.nrings = nrings
     for i in range(nrings):
         channel.ring[i].capacity = ring_capacity
+        channel.ring[i].window = window
+        channel.ring[i].reserved = window
         channel.ring[i].data_offset = header_end + i * ring_capacity
         channel.ring[i].maxsize = maxsize
         channel.ring[i].joinable = joinable
@@ -896,7 +987,7 @@ def open_pipe_rings(bint duplex, capacity=PIPE_CAPACITY):
     of its ring's notify pipe and each writer only the write end, so that a reader sees EOF when
     every writer, in every process, is gone."""
     cdef int nrings = 2 if duplex else 1
-    segment, spill = create_channel(nrings, capacity, 0, False)
+    segment, spill = create_channel(nrings, capacity, 0, False, False)
     pairs = []
     for i in range(nrings):
         read_fd, write_fd = _os.pipe2(_os.O_NONBLOCK | _os.O_CLOEXEC)

@@ -78,15 +78,21 @@ cdef class Segment:
             close(self.fd)
 
     @staticmethod
-    def create(size_t payload_size):
-        """A new segment with room for payload_size bytes after its header."""
+    def create(size_t payload_size, reserved_payload=None):
+        """A new segment with room for payload_size bytes after its header, of which the first
+        reserved_payload (default: all) have their pages allocated now; the rest is sparse, for
+        allocate_range() to fill on demand."""
         cdef Segment seg = Segment.__new__(Segment)
         if payload_size > (<size_t>1 << 48):
             raise ValueError(f"segment size {payload_size} is absurd")
         seg.size = SHM_SEGMENT_HEADER + payload_size
+        cdef size_t reserved = seg.size
+        if reserved_payload is not None and reserved_payload < payload_size:
+            reserved = SHM_SEGMENT_HEADER + <size_t>reserved_payload
         directory = shm_directory()
         seg.fd = _open_unnamed(directory)
-        _reserve(seg.fd, seg.size, directory)
+        _os.ftruncate(seg.fd, seg.size)
+        _reserve(seg.fd, reserved, directory)
         seg._map()
         seg.id = _os.urandom(16)
         cdef shm_segment_header_t *header = <shm_segment_header_t *>seg.base
@@ -128,6 +134,22 @@ cdef class Segment:
             raise OSError(cerrno.errno, f"mmap of {self.size} bytes of shared memory failed")
         self.base = <char *>address
         return 0
+
+    cdef int allocate_range(self, uint64_t offset, uint64_t length) except -1:
+        """Allocate the pages of [offset, offset + length) of a sparse segment, so that touching
+        them can never SIGBUS: a full filesystem is an OSError here instead."""
+        cdef int rc
+        with nogil:
+            rc = fallocate(self.fd, 0, <off_t>offset, <off_t>length)
+        if rc != 0:
+            err = cerrno.errno
+            raise OSError(err, f"cannot grow shared memory by {length} bytes in {shm_directory()}: "
+                               f"{_os.strerror(err)}")
+        return 0
+
+    cdef void release_range(self, uint64_t offset, uint64_t length) noexcept nogil:
+        """Give the pages of [offset, offset + length) back to the system (they read as zeros)."""
+        fallocate(self.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, <off_t>offset, <off_t>length)
 
     def handle(self):
         """What another process needs to attach this segment: (id, size, pid, fd)."""

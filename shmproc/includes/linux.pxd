@@ -5,6 +5,10 @@ cdef extern from "<fcntl.h>" nogil:
     const int O_TMPFILE
     int fallocate(int fd, int mode, off_t offset, off_t length)
 
+cdef extern from "<linux/falloc.h>" nogil:
+    const int FALLOC_FL_KEEP_SIZE
+    const int FALLOC_FL_PUNCH_HOLE
+
 cdef extern from "<sys/mman.h>" nogil:
     int memfd_create(const char *name, unsigned int flags)
     const unsigned int MFD_CLOEXEC

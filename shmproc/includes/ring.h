@@ -6,7 +6,12 @@
  *
  * A channel is one segment:   [segment header][channel header][spill table][ring 0][ring 1]
  *                             [data of ring 0 (capacity bytes)][data of ring 1]
- * plus a second, sparse file (the spill file) holding messages too large for a ring. */
+ * plus a second, sparse file (the spill file) holding messages too large for a ring.
+ *
+ * A queue's ring is *growable*: its data area is a large sparse range (capacity) of which only the
+ * first `window` bytes are in use while readers keep up; writers go on past the window while
+ * readers lag, allocating pages as they go (`reserved`), and wrap back to the start as soon as
+ * readers have made room there. A Pipe's rings are not (window == capacity, all reserved). */
 #ifndef SHMPROC_RING_H
 #define SHMPROC_RING_H
 #include <assert.h>
@@ -20,25 +25,27 @@
 #error "shmproc's ring needs a little-endian machine"
 #endif
 
-#define SHM_CHANNEL_MAGIC 0x316c656e6e616863ull   /* "channel1" little-endian */
+#define SHM_CHANNEL_MAGIC 0x326c656e6e616863ull   /* "channel2" little-endian */
 #define SHM_RING_MAX 2
 
 /* One direction of messages. Each group of fields is written by one side only and sits on its
  * own cache line, so producers and consumers never write the same line. */
 typedef struct {
     /* Line 0: written once by the creator. */
-    uint64_t capacity;        /* bytes of the data area: a power of two */
+    uint64_t capacity;        /* bytes of the data area (mapped, mostly sparse): a power of two */
+    uint64_t window;          /* writers wrap here when readers have made room: a power of two */
     uint64_t data_offset;     /* of the data area, from the segment's base */
     uint64_t maxsize;         /* messages; 0: only the byte capacity bounds the ring */
     uint32_t joinable;        /* unfinished_tasks is counted (JoinableQueue) */
-    uint8_t _pad0[SHM_CACHE_LINE - 28];
+    uint8_t _pad0[SHM_CACHE_LINE - 36];
 
     /* Line 1: producers. The lock serialises writers; tail publishes (release) what they wrote. */
     shm_lock_t producer_lock;
     uint64_t tail;            /* bytes ever written; records below it are complete */
     uint64_t puts;            /* messages ever written */
+    uint64_t reserved;        /* bytes at the start of the data area whose pages are allocated */
     uint32_t data_sleepers;   /* consumers asleep on the low half of tail */
-    uint8_t _pad1[SHM_CACHE_LINE - 36];
+    uint8_t _pad1[SHM_CACHE_LINE - 44];
 
     /* Line 2: consumers. The lock serialises readers; head frees (release) what they read. */
     shm_lock_t consumer_lock;
@@ -62,7 +69,8 @@ static_assert(offsetof(shm_ring_t, tail) % 8 == 0 && offsetof(shm_ring_t, head) 
               "indices are naturally aligned (atomic, and their low half is a futex word)");
 
 /* Every record in a ring's data area starts with this, on an 8-byte boundary. A record never wraps:
- * when the next one does not fit before the end of the data area, a PAD record fills the rest. */
+ * a writer that goes back to the start of the data area (at the window, or at the end) first
+ * writes a PAD header, which stands for everything up to the end of the data area. */
 typedef struct {
     uint32_t length;          /* payload bytes after this header (the record is padded to 8) */
     uint32_t kind;            /* SHM_RECORD_* */
@@ -70,7 +78,7 @@ typedef struct {
 static_assert(sizeof(shm_record_header_t) == 8, "record header");
 
 enum {
-    SHM_RECORD_PAD = 0,       /* skip to the start of the data area */
+    SHM_RECORD_PAD = 0,       /* skip to the start of the data area (length unused) */
     SHM_RECORD_PICKLE = 1,    /* a pickle stream */
     SHM_RECORD_BUFFERS = 2,   /* shm_buffers_t, then a pickle stream and its out-of-band buffers */
     SHM_RECORD_BYTES = 3,     /* an exact bytes object */

@@ -8,12 +8,14 @@ cdef extern from "ring.h" nogil:
 
     ctypedef struct shm_ring_t:
         uint64_t capacity
+        uint64_t window
         uint64_t data_offset
         uint64_t maxsize
         uint32_t joinable
         shm_lock_t producer_lock
         uint64_t tail
         uint64_t puts
+        uint64_t reserved
         uint32_t data_sleepers
         shm_lock_t consumer_lock
         uint64_t head
@@ -76,10 +78,6 @@ cdef extern from "ring.h" nogil:
         uint8_t spill_id[16]
         shm_spill_table_t spill
         shm_ring_t ring[2]
-
-cdef extern from "<linux/falloc.h>" nogil:
-    const int FALLOC_FL_KEEP_SIZE
-    const int FALLOC_FL_PUNCH_HOLE
 
 cdef extern from "<poll.h>" nogil:
     struct pollfd:
