@@ -20,11 +20,13 @@ pytestmark = pytest.mark.stress
 JOIN_TIMEOUT = 60
 
 
-def test_four_producers_four_consumers_a_million_messages():
+@pytest.mark.parametrize("window", [_core.QUEUE_CAPACITY, 4096], ids=["default-window", "tiny-window"])
+def test_four_producers_four_consumers_a_million_messages(window):
     """No loss, no duplicate, and every consumer sees each producer's messages in order. Half the
-    producers put one at a time, half put_many; half the consumers get, half get_many."""
+    producers put one at a time, half put_many; half the consumers get, half get_many. With a tiny
+    window the ring keeps growing past it, wrapping back and giving pages back, under all eight."""
     ctx = multiprocessing.get_context("fork")
-    q, results = Queue(), Queue()
+    q, results = Queue(capacity=window), Queue()
     per_producer = 250_000
     producers = [ctx.Process(target=support_queues.int_producer,
                              args=(q, tag, per_producer, 1 if tag < 2 else 500)) for tag in range(4)]
