@@ -52,6 +52,7 @@ cdef uint64_t MAX_CAPACITY = 1 << 30
 # messages live in the spill file), or until /dev/shm is full (OSError), before put() blocks. Mapped
 # address space costs nothing until touched; 16 GiB lets a process map thousands of queues.
 cdef uint64_t GROWABLE_CAPACITY = 1 << 34
+cdef uint64_t PAGE_SIZE = _os.sysconf("SC_PAGE_SIZE")
 cdef Py_ssize_t PUT_BATCH = 256        # items encoded per producer-lock acquisition in put_many
 cdef object _TAKEN_BY_ANOTHER = object()
 
@@ -426,7 +427,7 @@ cdef class MessageRing:
                 header.length = 0
                 header.kind = SHM_RECORD_PAD
                 if self.growable:
-                    self.trim_locked(max(position + sizeof(shm_record_header_t), need))
+                    self.trim_locked(position, need, self.cached_head == tail)
                 position = 0
             header = <shm_record_header_t *>(self.data + position)
             header.length = <uint32_t>item.length
@@ -480,19 +481,29 @@ cdef class MessageRing:
         self.ring.reserved = wanted
         return 0
 
-    cdef void trim_locked(self, uint64_t keep) noexcept:
-        """Under the producer lock, going back to the start of a growable ring: give back the
-        pages past keep (but the window's) if more than a window of them is allocated. The readers
-        are in this lap (the room check for the wrap says so), so everything past the tail is
-        already read; the PAD header below keep is what they read next there."""
+    cdef void trim_locked(self, uint64_t position, uint64_t need, bint empty) noexcept:
+        """Under the producer lock, going back to the start of a growable ring from position (a PAD
+        header is there now) to write need bytes at the start: give back the pages past the window
+        that nobody will read, if more than a window of them is allocated. The room check for
+        the wrap says the readers are in this lap, so everything past the PAD is read already; so
+        is everything before it when the ring is empty (the PAD's own page must stay, for the
+        readers to find it)."""
         cdef uint64_t reserved = self.ring.reserved
-        keep = align_up(max(keep, self.window), self.window)
+        cdef uint64_t keep = align_up(max(need + sizeof(shm_record_header_t), self.window), self.window)
+        cdef uint64_t pad_page = position & ~(PAGE_SIZE - 1)
+        if not empty:
+            keep = max(keep, align_up(position + sizeof(shm_record_header_t), self.window))
         if reserved <= keep + self.window:
             return
-        # Shrink the record first: a writer killed between the two leaks pages, but the next one
-        # never writes into pages it believes allocated and are not (a SIGBUS on a full /dev/shm).
+        # Shrink the record first: a writer killed in between leaks pages, but the next one never
+        # writes into pages it believes allocated and are not (a SIGBUS on a full /dev/shm). A PAD
+        # page left past `reserved` is allocated again, harmlessly, by the next growth over it.
         self.ring.reserved = keep
-        self.segment.release_range(self.ring.data_offset + keep, reserved - keep)
+        if empty and pad_page >= keep:
+            self.segment.release_range(self.ring.data_offset + keep, pad_page - keep)
+            keep = pad_page + PAGE_SIZE
+        if reserved > keep:
+            self.segment.release_range(self.ring.data_offset + keep, reserved - keep)
 
     cdef inline bint can_inline(self, encoded_t *item) noexcept:
         """A message too large for the ring's window may still be written inline in a growable
