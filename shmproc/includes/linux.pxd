@@ -5,6 +5,17 @@ cdef extern from "<fcntl.h>" nogil:
     const int O_TMPFILE
     int fallocate(int fd, int mode, off_t offset, off_t length)
 
+cdef extern from "<sys/uio.h>" nogil:
+    # Fresh spill ranges are written with pwritev (spill.pyx): the kernel allocates each page as it
+    # fills it, with no page fault and no zeroing, and returns ENOSPC where a store would SIGBUS.
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    ssize_t pwritev(int fd, const iovec *iov, int iovcnt, off_t offset)
+
+cdef extern from "<limits.h>" nogil:
+    const int IOV_MAX
+
 cdef extern from "<sys/mman.h>" nogil:
     int memfd_create(const char *name, unsigned int flags)
     const unsigned int MFD_CLOEXEC
