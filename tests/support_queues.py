@@ -175,3 +175,16 @@ def hold_connection_then_die(conn, ready):
 
 def send_bytes_then_exit(conn, data):
     conn.send_bytes(data)
+
+
+def put_wait_put(q, first, go, second):
+    """Put first into a fresh spill range (pwritev: this process never maps it), wait until the
+    parent has taken and dropped it, then put second: a warm range this process has not mapped."""
+    q.put(first)
+    go.wait(JOIN_TIMEOUT)
+    q.put(second)
+
+
+def put_large_array(q, nbytes):
+    import numpy as np
+    q.put(np.ones(nbytes // 8))
