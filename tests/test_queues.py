@@ -258,8 +258,9 @@ def test_threads_share_a_queue():
 
 def test_every_layout_through_a_fresh_then_a_warm_range():
     """Each message three times in a new queue: into a fresh range (pwritev from the message's own
-    buffers), then into the same range warm but not mapped by this process, then mapped. More
-    out-of-band buffers than one pwritev call takes (IOV_MAX), empty ones, every alignment gap."""
+    buffers), then into the same range warm, through the lazy mapping this process's get() made
+    (populated first), then through that mapping again. More out-of-band buffers than one pwritev
+    call takes (IOV_MAX), empty ones, every alignment gap."""
     many_buffers = [np.arange(n, dtype=np.uint8) for n in range(1500)]
     items = [b"b" * 300_000, "s\u00e9" * 100_000, list(range(50_000)),
              np.arange(2_000_000, dtype=np.float64), many_buffers,

@@ -19,6 +19,17 @@ cdef extern from "<limits.h>" nogil:
 cdef extern from "<sys/mman.h>" nogil:
     int memfd_create(const char *name, unsigned int flags)
     const unsigned int MFD_CLOEXEC
+    int madvise(void *address, size_t length, int advice)
+
+cdef extern from * nogil:
+    # Linux 5.14; older C headers lack the name, older kernels answer EINVAL (callers go on without).
+    """
+    #include <sys/mman.h>
+    #ifndef MADV_POPULATE_READ
+    #define MADV_POPULATE_READ 22
+    #endif
+    """
+    const int MADV_POPULATE_READ
 
 cdef extern from "<sys/statvfs.h>" nogil:
     ctypedef unsigned long fsblkcnt_t
