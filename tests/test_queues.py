@@ -284,6 +284,19 @@ def test_every_layout_through_a_fresh_then_a_warm_range():
         q.close()
 
 
+def test_received_array_put_back_into_its_own_queue():
+    """The source of the pwritev is then a mapping of the very file it writes to."""
+    q = Queue(capacity=1 << 16)
+    array = np.arange(3_000_000, dtype=np.float64)
+    q.put(array)
+    received = q.get(timeout=5)                  # a view of the queue's spill file
+    q.put(received)                              # into a fresh range of the same file
+    again = q.get(timeout=5)
+    del received
+    q.put(again)                                 # into the warm range just freed
+    assert np.array_equal(again, array) and np.array_equal(q.get(timeout=5), array)
+
+
 def test_warm_range_in_a_process_that_never_mapped_it(ctx):
     q, go = Queue(capacity=1 << 16), ctx.Event()
     first, second = np.arange(1_000_000, dtype=np.float64), np.arange(900_000, dtype=np.int64) * 3
