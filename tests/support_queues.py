@@ -185,3 +185,16 @@ def put_without_waiting_and_exit(q, count, array_count):
         q.put_nowait(i)
     for i in range(array_count):
         q.put_nowait(np.full(5_000, i, dtype=np.int64))
+
+
+def put_wait_put(q, first, go, second):
+    """Put first into a fresh spill range (pwritev: this process never maps it), wait until the
+    parent has taken and dropped it, then put second: a warm range this process has not mapped."""
+    q.put(first)
+    go.wait(JOIN_TIMEOUT)
+    q.put(second)
+
+
+def put_large_array(q, nbytes):
+    import numpy as np
+    q.put(np.ones(nbytes // 8))

@@ -6,6 +6,9 @@ import os
 import pickle
 import queue
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -18,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 import support
 import support_queues
 from support_queues import joined, started
+from test_segments import shm_directory_on_tmpfs
 from shmproc.queues import Empty, Full, JoinableQueue, Queue, SimpleQueue
 
 JOIN_TIMEOUT = 30
@@ -321,6 +325,128 @@ def test_threads_share_a_queue():
     while len(got) < 3000:
         got.extend(out.get_many(10_000, timeout=5))
     assert sorted(got) == list(range(3000))
+
+
+# -- spill ranges: a fresh one is written with pwritev, a warm one through a mapping --------------
+
+def test_every_layout_through_a_fresh_then_a_warm_range():
+    """Each message three times in a new queue: into a fresh range (pwritev from the message's own
+    buffers), then into the same range warm, through the lazy mapping this process's get() made
+    (populated first), then through that mapping again. More out-of-band buffers than one pwritev
+    call takes (IOV_MAX), empty ones, every alignment gap."""
+    many_buffers = [np.arange(n, dtype=np.uint8) for n in range(1500)]
+    items = [b"b" * 300_000, "s\u00e9" * 100_000, list(range(50_000)),
+             np.arange(2_000_000, dtype=np.float64), many_buffers,
+             {"stream": "x" * 30_000, "arrays": [np.ones(7), np.zeros(0), np.arange(70_001.0)]}]
+    for item in items:
+        q = Queue(capacity=1 << 16)
+        for _ in range(3):
+            q.put(item)
+            got = q.get(timeout=5)
+            if isinstance(item, np.ndarray):
+                assert np.array_equal(got, item) and got.flags.writeable
+            elif item is many_buffers:
+                assert len(got) == len(item)
+                assert all(np.array_equal(a, b) for a, b in zip(got, item))
+            elif isinstance(item, dict):
+                assert got["stream"] == item["stream"]
+                assert all(np.array_equal(a, b) for a, b in zip(got["arrays"], item["arrays"]))
+            else:
+                assert got == item and type(got) is type(item)
+            del got
+        q.close()
+
+
+def test_received_array_put_back_into_its_own_queue():
+    """The source of the pwritev is then a mapping of the very file it writes to."""
+    q = Queue(capacity=1 << 16)
+    array = np.arange(3_000_000, dtype=np.float64)
+    q.put(array)
+    received = q.get(timeout=5)                  # a view of the queue's spill file
+    q.put(received)                              # into a fresh range of the same file
+    again = q.get(timeout=5)
+    del received
+    q.put(again)                                 # into the warm range just freed
+    assert np.array_equal(again, array) and np.array_equal(q.get(timeout=5), array)
+
+
+def test_warm_range_in_a_process_that_never_mapped_it(ctx):
+    q, go = Queue(capacity=1 << 16), ctx.Event()
+    first, second = np.arange(1_000_000, dtype=np.float64), np.arange(900_000, dtype=np.int64) * 3
+    child = started(ctx, support_queues.put_wait_put, q, first, go, second)
+    assert np.array_equal(q.get(timeout=JOIN_TIMEOUT), first)      # dropped: its slot is free again
+    go.set()
+    got = q.get(timeout=JOIN_TIMEOUT)
+    assert np.array_equal(got, second) and got.flags.writeable
+    joined(child)
+
+
+@pytest.fixture
+def small_tmpfs(monkeypatch):
+    """Queues made in this test live on a 16 MiB tmpfs of their own."""
+    with shm_directory_on_tmpfs(monkeypatch, "16m") as path:
+        yield path
+
+
+def used_bytes(path):
+    info = os.statvfs(path)
+    return (info.f_blocks - info.f_bfree) * info.f_frsize
+
+
+def test_fresh_range_has_every_page_once_written(small_tmpfs):
+    """The bytes past the message in its range are allocated too: a later, larger message copied
+    into the range must not meet a hole (a store into one SIGBUSes when memory is short)."""
+    q = Queue(capacity=1 << 16)
+    before = used_bytes(small_tmpfs)
+    q.put(b"x" * (5 << 19))                           # 2.5 MiB: a 4 MiB range
+    assert used_bytes(small_tmpfs) - before >= 4 << 20
+    assert q.get(timeout=5) == b"x" * (5 << 19)
+
+
+def test_full_shm_is_enospc_in_put_and_gives_back_what_was_written(small_tmpfs):
+    q = Queue(capacity=1 << 16)
+    before = used_bytes(small_tmpfs)
+    with pytest.raises(OSError) as info:
+        q.put(b"x" * (24 << 20))
+    assert info.value.errno == errno.ENOSPC and "shared memory" in str(info.value)
+    assert used_bytes(small_tmpfs) == before          # the partly written range was punched out
+    q.put("small")
+    q.put(b"y" * (4 << 20))
+    assert q.get(timeout=5) == "small"
+    assert q.get(timeout=5) == b"y" * (4 << 20)
+
+
+def test_full_shm_gives_back_warm_ranges_and_the_write_resumes(small_tmpfs):
+    q = Queue(capacity=1 << 16)
+    q.put(b"a" * (6 << 20))
+    assert q.get(timeout=5) == b"a" * (6 << 20)       # its 8 MiB range stays, warm, for reuse
+    q.put(b"b" * (10 << 20))                         # does not fit beside it
+    assert q.get(timeout=5) == b"b" * (10 << 20)
+
+
+def test_reused_range_on_a_full_shm_is_no_sigbus(small_tmpfs):
+    """A message copied into a warm range while the tmpfs is full: every page it touches must
+    already be there. In a child, so that a SIGBUS shows as its exit status."""
+    code = textwrap.dedent("""
+        import errno, os, sys
+        from shmproc.queues import Queue
+        q = Queue(capacity=1 << 16)
+        q.put(b"a" * (5 << 19))                       # 2.5 MiB into a fresh 4 MiB range
+        assert q.get(timeout=5) == b"a" * (5 << 19)
+        with open(os.path.join(sys.argv[1], "filler"), "wb", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(b"f" * 4096)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+        q.put(b"b" * ((4 << 20) - 4096))              # reuses the range, up to its last page
+        assert q.get(timeout=5) == b"b" * ((4 << 20) - 4096)
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code, small_tmpfs], capture_output=True, text=True,
+                         timeout=JOIN_TIMEOUT)
+    assert out.returncode == 0, (out.returncode, out.stderr)
+    assert out.stdout.strip() == "ok"
 
 
 # -- across processes ------------------------------------------------------------------------------

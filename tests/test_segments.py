@@ -1,4 +1,5 @@
 """Shared-memory segments: privacy, lifetime across SIGKILL, and a clear error when memory runs out."""
+import contextlib
 import errno
 import os
 import signal
@@ -66,12 +67,20 @@ def test_absurd_size_is_refused():
         Segment.create(1 << 60)
 
 
-@pytest.fixture
-def tiny_tmpfs(monkeypatch):
-    with mounted_tmpfs("1m") as path:
+@contextlib.contextmanager
+def shm_directory_on_tmpfs(monkeypatch, size):
+    """Segments (and queues) made meanwhile live on a tmpfs of that size; where none can be
+    mounted, the test is skipped."""
+    with mounted_tmpfs(size) as path:
         if path is None:
             pytest.skip("cannot mount a tmpfs here (not root?)")
         monkeypatch.setenv("SHMPROC_SHM_DIR", path)
+        yield path
+
+
+@pytest.fixture
+def tiny_tmpfs(monkeypatch):
+    with shm_directory_on_tmpfs(monkeypatch, "1m") as path:
         yield path
 
 

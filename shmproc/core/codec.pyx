@@ -118,28 +118,73 @@ cdef uint64_t layout_size(uint64_t stream_length, list raws) except 0:
     return end
 
 
-cdef int write_layout(char *destination, uint32_t body_kind, const char *stream,
-                      uint64_t stream_length, list raws) except -1:
-    """Lay a message out at destination (see the top of this file). Large copies drop the GIL."""
-    cdef shm_buffers_t *layout = <shm_buffers_t *>destination
+# A layout is written by walking it once: the walk fills the descriptor and hands each piece of the
+# body (the stream, then each buffer at its aligned position) to a sink. The sink copies it into a
+# mapping (copy_piece: inline records, warm spill ranges) or lists it for pwritev (add_piece: fresh
+# spill ranges, written by the kernel straight from the message's own buffers). One walk, so the two
+# ways of writing cannot disagree about where a byte goes.
+ctypedef int (*layout_sink_t)(void *target, uint64_t position, const char *source,
+                              uint64_t length) except -1
+
+
+ctypedef struct piece_list_t:
+    iovec *pieces          # descriptor, stream, then (padding, buffer) pairs
+    Py_ssize_t count
+    uint64_t end           # layout bytes listed so far
+
+
+# What the alignment gaps of a layout written with pwritev hold (never read, but written: a gap is
+# part of the contiguous range one pwritev call fills).
+cdef bytes LAYOUT_PADDING = bytes(SHM_BUFFER_ALIGN)
+
+
+cdef int walk_layout(shm_buffers_t *descriptor, uint32_t body_kind, const char *stream,
+                     uint64_t stream_length, list raws, layout_sink_t sink, void *target) except -1:
+    """Fill the descriptor of a layout (see the top of this file) and give sink every piece of its
+    body with its position from the start of the layout."""
     cdef Py_ssize_t nbuffers = len(raws) if raws is not None else 0
     cdef uint64_t position = layout_data_start(nbuffers)
-    cdef const char *source
     cdef uint64_t length
-    layout.nbuffers = <uint32_t>nbuffers
-    layout.body_kind = body_kind
-    layout.stream_length = stream_length
-    copy_unlocked(destination + position, stream, stream_length)
+    descriptor.nbuffers = <uint32_t>nbuffers
+    descriptor.body_kind = body_kind
+    descriptor.stream_length = stream_length
+    sink(target, position, stream, stream_length)
     position += stream_length
     for i in range(nbuffers):
         raw = raws[i]
         length = len(raw)
         position = align_up(position, SHM_BUFFER_ALIGN)
-        layout.buffer_length[i] = length
+        descriptor.buffer_length[i] = length
         if length:
-            copy_unlocked(destination + position, buffer_address(raw), length)
+            sink(target, position, buffer_address(raw), length)
         position += length
     return 0
+
+
+cdef int copy_piece(void *destination, uint64_t position, const char *source,
+                    uint64_t length) except -1:
+    copy_unlocked(<char *>destination + position, source, length)
+    return 0
+
+
+cdef int add_piece(void *target, uint64_t position, const char *source, uint64_t length) except -1:
+    cdef piece_list_t *pieces = <piece_list_t *>target
+    if position > pieces.end:
+        pieces.pieces[pieces.count].iov_base = PyBytes_AS_STRING(LAYOUT_PADDING)
+        pieces.pieces[pieces.count].iov_len = position - pieces.end
+        pieces.count += 1
+    pieces.pieces[pieces.count].iov_base = <void *>source
+    pieces.pieces[pieces.count].iov_len = length
+    pieces.count += 1
+    pieces.end = position + length
+    return 0
+
+
+cdef int write_layout(char *destination, uint32_t body_kind, const char *stream,
+                      uint64_t stream_length, list raws) except -1:
+    """Lay a message out at destination (see the top of this file). Large copies drop the GIL."""
+    return walk_layout(<shm_buffers_t *>destination, body_kind, stream, stream_length, raws,
+                       copy_piece, destination)
 
 
 cdef int write_encoded_layout(char *destination, encoded_t *e, object owner) except -1:
@@ -149,6 +194,33 @@ cdef int write_encoded_layout(char *destination, encoded_t *e, object owner) exc
         return write_layout(destination, SHM_RECORD_BUFFERS, PyBytes_AS_STRING(stream),
                             len(<bytes>stream), raws)
     return write_layout(destination, e.kind, e.data, e.length, None)
+
+
+cdef object encoded_layout_pieces(encoded_t *e, object owner, piece_list_t *pieces):
+    """The pieces of e's layout (what write_encoded_layout would copy) as iovecs for pwritev, in
+    order and gapless: the descriptor, the stream, then each buffer with its alignment padding.
+    They point into the message's own buffers (owner) and into the returned object, which the
+    caller keeps alive while it uses them: nothing is copied here."""
+    cdef Py_ssize_t nbuffers = 0
+    cdef const char *stream
+    cdef uint64_t stream_length
+    raws = None
+    if e.kind == SHM_RECORD_BUFFERS:
+        stream_object, raws = owner
+        nbuffers = len(raws)
+        stream, stream_length = PyBytes_AS_STRING(stream_object), len(<bytes>stream_object)
+    else:
+        stream, stream_length = e.data, e.length
+    cdef uint64_t data_start = layout_data_start(nbuffers)
+    descriptor = bytearray(data_start)                                # zeroed, padding included
+    listing = bytearray((2 + 2 * nbuffers) * sizeof(iovec))
+    pieces.pieces = <iovec *>PyByteArray_AS_STRING(listing)
+    pieces.pieces[0].iov_base = PyByteArray_AS_STRING(descriptor)
+    pieces.pieces[0].iov_len = data_start
+    pieces.count, pieces.end = 1, data_start
+    walk_layout(<shm_buffers_t *>PyByteArray_AS_STRING(descriptor), e.kind, stream, stream_length,
+                raws, add_piece, pieces)
+    return (descriptor, listing)
 
 
 cdef inline void copy_unlocked(char *destination, const char *source, uint64_t length) noexcept:

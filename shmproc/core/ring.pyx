@@ -522,19 +522,8 @@ cdef class MessageRing:
 
     cdef int spill_out(self, encoded_t *item, object owner, bint block, int64_t deadline) except -1:
         """Move a too-large payload into a spill slot; item becomes a SPILL record. 0 on timeout."""
-        cdef uint64_t length = encoded_layout_size(item)
-        cdef int slot = self.spill.acquire_slot(length, block, deadline)
-        if slot < 0:
+        if self.spill.write_message(item, owner, block, deadline) < 0:
             return 0
-        try:
-            mapping = self.spill.mapping(slot, True)
-            write_encoded_layout((<SpillMapping>mapping).address, item, owner)
-        except BaseException:
-            self.spill.release_slot(slot)
-            raise
-        item.spill.slot = slot
-        item.spill.generation = (<SpillMapping>mapping).generation
-        item.spill.length = length
         item.kind = SHM_RECORD_SPILL
         item.length = sizeof(shm_spill_ref_t)
         item.data = <const char *>&item.spill

@@ -9,9 +9,31 @@ cdef extern from "<linux/falloc.h>" nogil:
     const int FALLOC_FL_KEEP_SIZE
     const int FALLOC_FL_PUNCH_HOLE
 
+cdef extern from "<sys/uio.h>" nogil:
+    # Fresh spill ranges are written with pwritev (spill.pyx): the kernel allocates each page as it
+    # fills it, with no page fault and no zeroing, and returns ENOSPC where a store would SIGBUS.
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    ssize_t pwritev(int fd, const iovec *iov, int iovcnt, off_t offset)
+
+cdef extern from "<limits.h>" nogil:
+    const int IOV_MAX
+
 cdef extern from "<sys/mman.h>" nogil:
     int memfd_create(const char *name, unsigned int flags)
     const unsigned int MFD_CLOEXEC
+    int madvise(void *address, size_t length, int advice)
+
+cdef extern from * nogil:
+    # Linux 5.14; older C headers lack the name, older kernels answer EINVAL (callers go on without).
+    """
+    #include <sys/mman.h>
+    #ifndef MADV_POPULATE_READ
+    #define MADV_POPULATE_READ 22
+    #endif
+    """
+    const int MADV_POPULATE_READ
 
 cdef extern from "<sys/statvfs.h>" nogil:
     ctypedef unsigned long fsblkcnt_t
