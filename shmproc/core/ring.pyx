@@ -397,7 +397,7 @@ cdef class MessageRing:
         cdef shm_record_header_t *header
         cdef encoded_t *item
         cdef Py_ssize_t n = 0
-        cdef bint refreshed = False
+        cdef bint refreshed = False, wraps
         while n < count:
             item = &items[n]
             need = record_size(item.length)
@@ -413,16 +413,17 @@ cdef class MessageRing:
                 observed_head[0] = <uint32_t>self.cached_head
                 refreshed = True
                 continue
+            wraps = total != need
             try:
                 # Allocated: the record, and room for the PAD header that may follow it (so a wrap
                 # never needs to grow, and a full /dev/shm cannot stop the ring from wrapping).
-                self.reserve_locked(min(self.capacity, sizeof(shm_record_header_t) +
-                                        (need if total != need else position + need)))
+                self.reserve_locked(min(self.capacity, (0 if wraps else position) + need +
+                                        sizeof(shm_record_header_t)))
             except OSError:
                 if n:
                     break         # publish what is written; the next put raises
                 raise
-            if total != need:
+            if wraps:
                 header = <shm_record_header_t *>(self.data + position)
                 header.length = 0
                 header.kind = SHM_RECORD_PAD
