@@ -198,3 +198,23 @@ def put_wait_put(q, first, go, second):
 def put_large_array(q, nbytes):
     import numpy as np
     q.put(np.ones(nbytes // 8))
+
+
+def take(q, count):
+    """Exactly count messages, in as few get_many calls as they arrive in."""
+    got = []
+    while len(got) < count:
+        got.extend(q.get_many(count - len(got), timeout=JOIN_TIMEOUT))
+    return got
+
+
+def read_then_stop(q, first, records, ints, stopped, go, results):
+    """Read the first of `records` byte records, stop (the writer goes on without us), then read
+    the other records and `ints` ints; report whether each part came whole and in order."""
+    head = take(q, first)
+    stopped.set()
+    go.wait(JOIN_TIMEOUT)
+    rest = take(q, records - first + ints)
+    results.put((head == [b"%07d" % i for i in range(first)],
+                 rest[:records - first] == [b"%07d" % i for i in range(first, records)],
+                 rest[records - first:] == list(range(ints))))

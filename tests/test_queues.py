@@ -1,10 +1,12 @@
 """shmproc.queues: Queue, SimpleQueue, JoinableQueue against multiprocessing's behaviour, in one
 process and across real processes (fork and spawn)."""
+import collections
 import errno
 import multiprocessing
 import os
 import pickle
 import queue
+import random
 import signal
 import subprocess
 import sys
@@ -269,16 +271,57 @@ def test_growth_is_given_back_once_readers_catch_up():
     assert reserved <= 2 * window and allocated - base <= 2 * window
 
 
-@pytest.mark.xfail(strict=True, raises=queue.Full,
-                   reason="known gap (docs/differences.md): after going back to the start, a writer "
-                          "may not pass a reader that stopped in the previous lap")
 def test_burst_after_a_wrap_with_a_stopped_reader():
+    """A writer that went back to the start while a reader lagged, and then meets that reader
+    stopped in the previous lap, leaps past the rest of that lap instead of waiting for it."""
     q = Queue(capacity=1 << 16)
-    q.put_many(b"x" * 100 for _ in range(50_000))       # grow past the window
-    q.get_many(49_000, timeout=5)                         # the reader lags, then stops
-    for i in range(1_000_000):                            # 16 MB: more than lies before it
+    q.put_many(b"%07d" % i + b"x" * 93 for i in range(50_000))     # grow past the window
+    assert q.get_many(49_000, timeout=5) == [b"%07d" % i + b"x" * 93 for i in range(49_000)]
+    for i in range(1_000_000):                            # 16 MB: more than lies before the reader
         q.put_nowait(i)
     assert q.qsize() == 1_001_000
+    assert q.get_many(1_000, timeout=5) == [b"%07d" % i + b"x" * 93 for i in range(49_000, 50_000)]
+    assert q.get_many(1_000_000, timeout=5) == list(range(1_000_000))
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+
+
+def test_a_reader_process_that_stops_in_the_previous_lap_is_leapt_over(ctx):
+    q, results = Queue(capacity=1 << 16), Queue()
+    stopped, go = ctx.Event(), ctx.Event()
+    reader = started(ctx, support_queues.read_then_stop, q, 45_000, 50_000, 1_000_000, stopped, go,
+                     results)
+    q.put_many(b"%07d" % i for i in range(50_000))         # ~800 KB: past the 64 KiB window
+    assert stopped.wait(30)
+    for i in range(1_000_000):                            # never waits for the stopped reader
+        q.put_nowait(i)
+    go.set()
+    assert results.get(timeout=60) == (True, True, True)
+    joined(reader)
+
+
+def test_readers_that_lag_and_stop_at_random_lose_nothing():
+    """Bursts of puts against reads that lag, stop and catch up, on a 4 KiB window: every wrap,
+    growth, leap and trim the ring can do, checked against a plain FIFO."""
+    rng = random.Random(371)
+    q = Queue(capacity=1 << 12)
+    expected = collections.deque()
+    counter = 0
+    for step in range(400):
+        burst = [(counter + i) if rng.random() < 0.7 else b"z" * rng.randrange(1, 900)
+                 for i in range(rng.choice((1, 10, 100, 1_000)))]
+        counter += len(burst)
+        q.put_many(burst)
+        expected.extend(burst)
+        take = min(len(expected), rng.choice((0, 0, 1, 50, 500, 5_000)))
+        if take:
+            assert q.get_many(take, timeout=5) == [expected.popleft() for _ in range(take)]
+        assert q.qsize() == len(expected)
+    assert q.get_many(len(expected) + 1, timeout=5) == list(expected)
+    for i in range(20):                                   # wraps with the ring drained: trimmed
+        q.put(b"w" * 1_000)
+        assert q.get(timeout=5) == b"w" * 1_000
+    assert q._memory()[0] <= 2 * 4096
 
 
 def test_bounded_by_maxsize_not_by_bytes():

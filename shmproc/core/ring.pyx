@@ -120,6 +120,7 @@ cdef class MessageRing:
     cdef uint64_t window              # where writers wrap when readers have made room
     cdef uint64_t wrap_limit          # a record ending past this wraps (or grows the ring)
     cdef bint growable                # window < capacity: writers may go past the window
+    cdef uint64_t leap_room           # bytes a writer leaves free before the readers (growable: 8)
     cdef uint64_t spill_threshold     # records with more payload than this go to the spill file
     cdef uint64_t cached_head         # producer's last view of head (a lower bound), under its lock
     cdef uint64_t cached_gets
@@ -154,7 +155,8 @@ cdef class MessageRing:
         self.mask = self.capacity - 1
         self.window = self.ring.window
         self.growable = self.window < self.capacity
-        # A growable ring keeps room for a PAD header inside its window, so that a ring which
+        self.leap_room = sizeof(shm_record_header_t) if self.growable else 0
+        # A growable ring keeps room for a SKIP header inside its window, so that a ring which
         # never lags never allocates past it.
         self.wrap_limit = self.window - sizeof(shm_record_header_t) if self.growable else self.window
         self.spill_threshold = self.window // 4
@@ -397,7 +399,8 @@ cdef class MessageRing:
         cdef shm_record_header_t *header
         cdef encoded_t *item
         cdef Py_ssize_t n = 0
-        cdef bint refreshed = False, wraps
+        cdef bint refreshed = False
+        cdef uint64_t record_at
         while n < count:
             item = &items[n]
             need = record_size(item.length)
@@ -413,24 +416,26 @@ cdef class MessageRing:
                 observed_head[0] = <uint32_t>self.cached_head
                 refreshed = True
                 continue
-            wraps = total != need
+            record_at = (tail + total - need) & self.mask
             try:
-                # Allocated: the record, and room for the PAD header that may follow it (so a wrap
+                # Allocated: the record, and room for the SKIP header that may follow it (so a wrap
                 # never needs to grow, and a full /dev/shm cannot stop the ring from wrapping).
-                self.reserve_locked(min(self.capacity, (0 if wraps else position) + need +
-                                        sizeof(shm_record_header_t)))
+                self.reserve_locked(min(self.capacity, record_at + need + sizeof(shm_record_header_t)))
             except OSError:
                 if n:
                     break         # publish what is written; the next put raises
                 raise
-            if wraps:
+            if record_at != position:
                 header = <shm_record_header_t *>(self.data + position)
-                header.length = 0
-                header.kind = SHM_RECORD_PAD
-                if self.growable:
-                    self.trim_locked(position, need, self.cached_head == tail)
-                position = 0
-            header = <shm_record_header_t *>(self.data + position)
+                header.length = <uint32_t>((total - need) // 8)
+                header.kind = SHM_RECORD_SKIP
+                if record_at == 0:
+                    # Before tail: a writer killed in between leaves lap_end in the tail's own lap,
+                    # which leap_target() does not take for the previous lap's end.
+                    ring.lap_end = tail
+                    if self.growable:
+                        self.trim_locked(position, need, self.cached_head == tail)
+            header = <shm_record_header_t *>(self.data + record_at)
             header.length = <uint32_t>item.length
             header.kind = item.kind
             if item.kind == SHM_RECORD_BUFFERS:
@@ -451,24 +456,44 @@ cdef class MessageRing:
 
     cdef inline uint64_t placement(self, uint64_t tail, uint64_t puts, uint64_t need,
                                    bint fresh) noexcept:
-        """How far the tail moves to write a record of need bytes now: need (it goes at the tail),
-        the rest of the data area plus need (a PAD, then the record at the start), or 0 (no room;
-        or, with a stale view of the readers, past the window: look again before growing).
+        """How far the tail moves to write a record of need bytes now, or 0 (no room; or, with a
+        stale view of the readers, none that this view shows: look again before growing). Either
+        need (the record goes at the tail), or a SKIP header at the tail and the record where it
+        points: at the start of the next lap (a wrap), or, in a growable ring, past the end of the
+        lap a lagging reader is still in (a leap).
 
         Past the window, going back to the start is preferred whenever the readers have freed
         room there; only a ring whose readers lag goes on into the sparse rest of its data area
-        (growable rings; for the others the window is the whole data area)."""
+        (growable rings; for the others the window is the whole data area). A writer that has gone
+        back to the start and meets a reader that stopped in the previous lap leaps over the rest
+        of that lap instead of waiting for it."""
         cdef uint64_t position = tail & self.mask
-        cdef uint64_t wrapped = self.capacity - position + need
+        cdef uint64_t next_lap = tail - position + self.capacity
+        cdef uint64_t target
         if position + need <= self.wrap_limit:
-            return need if self.has_room(tail + need, puts + 1) else 0
-        if position > 0 and self.has_room(tail + wrapped, puts + 1):
-            return wrapped
-        if not fresh:
+            if self.has_room(tail, need, puts + 1):
+                return need
+        elif position > 0 and self.has_room(next_lap, need, puts + 1):
+            return next_lap - tail + need
+        if not fresh or not self.growable:
             return 0
-        if position + need <= self.capacity and self.has_room(tail + need, puts + 1):
+        # A lap always ends with a SKIP header (lap_end must name it), so it never fills to the end.
+        if (position + need + sizeof(shm_record_header_t) <= self.capacity
+                and self.has_room(tail, need, puts + 1)):
             return need
+        target = self.leap_target(tail, need)
+        if target and self.has_room(tail - position + target, need, puts + 1):
+            return target - position + need
         return 0
+
+    cdef inline uint64_t leap_target(self, uint64_t tail, uint64_t need) noexcept:
+        """Where a record of need bytes would go past the end of the previous lap: just after the
+        SKIP header that closed it (lap_end); 0 if that is behind the tail or leaves no room for the
+        header that closes this lap. Whether the readers are in that lap is has_room's to say."""
+        cdef uint64_t target = (self.ring.lap_end & self.mask) + sizeof(shm_record_header_t)
+        if target <= (tail & self.mask) or target + need + sizeof(shm_record_header_t) > self.capacity:
+            return 0
+        return target
 
     cdef inline int reserve_locked(self, uint64_t end) except -1:
         """Under the producer lock: make sure the pages of the data area below end are allocated
@@ -483,26 +508,26 @@ cdef class MessageRing:
         return 0
 
     cdef void trim_locked(self, uint64_t position, uint64_t need, bint empty) noexcept:
-        """Under the producer lock, going back to the start of a growable ring from position (a PAD
+        """Under the producer lock, going back to the start of a growable ring from position (a SKIP
         header is there now) to write need bytes at the start: give back the pages past the window
         that nobody will read, if more than a window of them is allocated. The room check for
-        the wrap says the readers are in this lap, so everything past the PAD is read already; so
-        is everything before it when the ring is empty (the PAD's own page must stay, for the
-        readers to find it)."""
+        the wrap says the readers are in this lap, whose records all lie before the SKIP, so
+        everything past it is read already; so is everything before it when the ring is empty (the
+        SKIP's own page must stay, for the readers to find it)."""
         cdef uint64_t reserved = self.ring.reserved
         cdef uint64_t keep = align_up(max(need + sizeof(shm_record_header_t), self.window), self.window)
-        cdef uint64_t pad_page = position & ~(PAGE_SIZE - 1)
+        cdef uint64_t skip_page = position & ~(PAGE_SIZE - 1)
         if not empty:
             keep = max(keep, align_up(position + sizeof(shm_record_header_t), self.window))
         if reserved <= keep + self.window:
             return
-        # Shrink the record first: a writer killed in between leaks pages, but the next one never
-        # writes into pages it believes allocated and are not (a SIGBUS on a full /dev/shm). A PAD
+        # Shrink `reserved` first: a writer killed in between leaks pages, but the next one never
+        # writes into pages it believes allocated and are not (a SIGBUS on a full /dev/shm). A SKIP
         # page left past `reserved` is allocated again, harmlessly, by the next growth over it.
         self.ring.reserved = keep
-        if empty and pad_page >= keep:
-            self.segment.release_range(self.ring.data_offset + keep, pad_page - keep)
-            keep = pad_page + PAGE_SIZE
+        if empty and skip_page >= keep:
+            self.segment.release_range(self.ring.data_offset + keep, skip_page - keep)
+            keep = skip_page + PAGE_SIZE
         if reserved > keep:
             self.segment.release_range(self.ring.data_offset + keep, reserved - keep)
 
@@ -511,9 +536,21 @@ cdef class MessageRing:
         ring, when no spill slot is free (so that put() on an unbounded queue never waits)."""
         return self.growable and item.length <= <uint64_t>UINT32_MAX - 8
 
-    cdef inline bint has_room(self, uint64_t new_tail, uint64_t new_puts) noexcept:
-        if new_tail - self.cached_head > self.capacity:
-            return False
+    cdef inline bint has_room(self, uint64_t start, uint64_t need, uint64_t new_puts) noexcept:
+        """May a record of need bytes be written at index start (maxsize allowing)? Yes if no unread
+        byte is in its way: either the readers are less than a lap behind its end (a growable ring
+        also keeps 8 bytes free before them, for the SKIP header of a later leap), or the readers
+        are in the previous lap and start is past that lap's closing SKIP header (after a leap)."""
+        cdef uint64_t lap, lap_end
+        if start + need + self.leap_room - self.cached_head > self.capacity:
+            lap = start & ~self.mask
+            lap_end = self.ring.lap_end
+            if not self.growable or (self.cached_head & ~self.mask) + self.capacity != lap:
+                return False
+            if (lap_end & ~self.mask) + self.capacity != lap:
+                return False
+            if (start & self.mask) < (lap_end & self.mask) + sizeof(shm_record_header_t):
+                return False
         return self.ring.maxsize == 0 or new_puts - self.cached_gets <= self.ring.maxsize
 
     cdef inline void after_publish(self) noexcept:
@@ -623,7 +660,7 @@ cdef class MessageRing:
     cdef bint has_record(self, uint32_t *observed_tail) noexcept:
         """Lock-free look: is there a message record between head and tail? The answer may be stale
         by the time the caller acts (another reader), which take_one copes with."""
-        # Indices only: a PAD is always published together with the record after it, and the bytes
+        # Indices only: a SKIP is always published together with the record after it, and the bytes
         # at a head read outside the consumer lock may be a lap old, in pages already given back
         # (touching those would allocate them again).
         cdef uint64_t tail = shm_load_u64(&self.ring.tail)
@@ -712,10 +749,10 @@ cdef class MessageRing:
                     self.local_head = head
                     return NULL
             header = <shm_record_header_t *>(self.data + (head & self.mask))
-            if header.kind != SHM_RECORD_PAD:
+            if header.kind != SHM_RECORD_SKIP:
                 self.local_head = head
                 return header
-            head += self.capacity - (head & self.mask)
+            head += <uint64_t>header.length * 8
 
     cdef object take_record_locked(self, shm_record_header_t *header, uint32_t *kind,
                                    shm_spill_ref_t *ref):

@@ -10,8 +10,9 @@
  *
  * A queue's ring is *growable*: its data area is a large sparse range (capacity) of which only the
  * first `window` bytes are in use while readers keep up; writers go on past the window while
- * readers lag, allocating pages as they go (`reserved`), and wrap back to the start as soon as
- * readers have made room there. A Pipe's rings are not (window == capacity, all reserved). */
+ * readers lag, allocating pages as they go (`reserved`), wrap back to the start as soon as readers
+ * have made room there, and leap past a reader left behind in the previous lap (`lap_end`). A
+ * Pipe's rings are not growable (window == capacity, all reserved). */
 #ifndef SHMPROC_RING_H
 #define SHMPROC_RING_H
 #include <assert.h>
@@ -25,7 +26,7 @@
 #error "shmproc's ring needs a little-endian machine"
 #endif
 
-#define SHM_CHANNEL_MAGIC 0x326c656e6e616863ull   /* "channel2" little-endian */
+#define SHM_CHANNEL_MAGIC 0x336c656e6e616863ull   /* "channel3" little-endian */
 #define SHM_RING_MAX 2
 
 /* One direction of messages. Each group of fields is written by one side only and sits on its
@@ -44,8 +45,9 @@ typedef struct {
     uint64_t tail;            /* bytes ever written; records below it are complete */
     uint64_t puts;            /* messages ever written */
     uint64_t reserved;        /* bytes at the start of the data area whose pages are allocated */
+    uint64_t lap_end;         /* index of the SKIP header that ended the last lap a writer left */
     uint32_t data_sleepers;   /* consumers asleep on the low half of tail */
-    uint8_t _pad1[SHM_CACHE_LINE - 44];
+    uint8_t _pad1[SHM_CACHE_LINE - 52];
 
     /* Line 2: consumers. The lock serialises readers; head frees (release) what they read. */
     shm_lock_t consumer_lock;
@@ -70,7 +72,8 @@ static_assert(offsetof(shm_ring_t, tail) % 8 == 0 && offsetof(shm_ring_t, head) 
 
 /* Every record in a ring's data area starts with this, on an 8-byte boundary. A record never wraps:
  * a writer that goes back to the start of the data area (at the window, or at the end) first
- * writes a PAD header, which stands for everything up to the end of the data area. */
+ * writes a SKIP header standing for everything up to the end of the data area; a writer of a
+ * growable ring that leaps past a lagging reader's lap writes one standing for that lap's rest. */
 typedef struct {
     uint32_t length;          /* payload bytes after this header (the record is padded to 8) */
     uint32_t kind;            /* SHM_RECORD_* */
@@ -78,7 +81,7 @@ typedef struct {
 static_assert(sizeof(shm_record_header_t) == 8, "record header");
 
 enum {
-    SHM_RECORD_PAD = 0,       /* skip to the start of the data area (length unused) */
+    SHM_RECORD_SKIP = 0,      /* no message: the next record is length * 8 bytes after this header */
     SHM_RECORD_PICKLE = 1,    /* a pickle stream */
     SHM_RECORD_BUFFERS = 2,   /* shm_buffers_t, then a pickle stream and its out-of-band buffers */
     SHM_RECORD_BYTES = 3,     /* an exact bytes object */

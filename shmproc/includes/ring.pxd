@@ -16,6 +16,7 @@ cdef extern from "ring.h" nogil:
         uint64_t tail
         uint64_t puts
         uint64_t reserved
+        uint64_t lap_end
         uint32_t data_sleepers
         shm_lock_t consumer_lock
         uint64_t head
@@ -31,7 +32,7 @@ cdef extern from "ring.h" nogil:
         uint32_t kind
 
     enum:
-        SHM_RECORD_PAD
+        SHM_RECORD_SKIP
         SHM_RECORD_PICKLE
         SHM_RECORD_BUFFERS
         SHM_RECORD_BYTES
