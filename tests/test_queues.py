@@ -253,20 +253,28 @@ def test_unbounded_put_never_waits_and_outlives_the_producer(ctx):
 
 
 def test_growth_is_given_back_once_readers_catch_up():
-    """Past its window the ring allocates pages as it goes; once the readers have caught up, the
-    next wrap to the start gives them back. Measured as the kernel counts them (st_blocks)."""
+    """Past its window the ring allocates pages as it goes; the reader that drains it gives them
+    back at once, and so does a writer's wrap to the start once the readers have caught up.
+    Measured as the kernel counts them (st_blocks)."""
     window = 1 << 16
     q = Queue(capacity=window)
     reserved, allocated = q._memory()
     assert reserved == window
     base = allocated
-    q.put_many(b"%08d" % i + b"x" * 92 for i in range(50_000))      # ~6 MB of records
+    records = [b"%08d" % i + b"x" * 92 for i in range(50_000)]     # ~6 MB of records
+    q.put_many(records)
     reserved, allocated = q._memory()
     assert reserved > 5_000_000 and allocated - base > 5_000_000
-    assert q.get_many(50_000, timeout=5) == [b"%08d" % i + b"x" * 92 for i in range(50_000)]
-    for round in range(3):                                          # wrap to the start, and go on
+    assert q.get_many(50_000, timeout=5) == records
+    reserved, allocated = q._memory()                               # drained: no put needed
+    assert reserved <= window and allocated - base <= window + 4096
+    q.put_many(records[:30_000])                                    # grows again, partly read,
+    assert q.get_many(20_000, timeout=5) == records[:20_000]
+    assert q._memory()[0] > 3_000_000
+    for round in range(3):                                          # then wraps to the start
         q.put_many(range(5_000))
-        assert q.get_many(5_000, timeout=5) == list(range(5_000))
+    assert q.get_many(10_000, timeout=5) == records[20_000:30_000]
+    assert q.get_many(15_000, timeout=5) == list(range(5_000)) * 3
     reserved, allocated = q._memory()
     assert reserved <= 2 * window and allocated - base <= 2 * window
 
