@@ -460,7 +460,14 @@ cdef class MessageRing:
         stale view of the readers, none that this view shows: look again before growing). Either
         need (the record goes at the tail), or a SKIP header at the tail and the record where it
         points: at the start of the next lap (a wrap), or, in a growable ring, past the end of the
-        lap a lagging reader is still in (a leap).
+        lap a lagging reader is still in (a leap). The common case is inline; the rest is not."""
+        if (tail & self.mask) + need <= self.wrap_limit and self.has_room(tail, need, puts + 1):
+            return need
+        return self.placement_elsewhere(tail, puts, need, fresh)
+
+    cdef uint64_t placement_elsewhere(self, uint64_t tail, uint64_t puts, uint64_t need,
+                                      bint fresh) noexcept:
+        """placement() when the record does not go at the tail inside the window.
 
         Past the window, going back to the start is preferred whenever the readers have freed
         room there; only a ring whose readers lag goes on into the sparse rest of its data area
@@ -470,10 +477,7 @@ cdef class MessageRing:
         cdef uint64_t position = tail & self.mask
         cdef uint64_t next_lap = tail - position + self.capacity
         cdef uint64_t target
-        if position + need <= self.wrap_limit:
-            if self.has_room(tail, need, puts + 1):
-                return need
-        elif position > 0 and self.has_room(next_lap, need, puts + 1):
+        if position + need > self.wrap_limit and position > 0 and self.has_room(next_lap, need, puts + 1):
             return next_lap - tail + need
         if not fresh or not self.growable:
             return 0
@@ -538,20 +542,22 @@ cdef class MessageRing:
 
     cdef inline bint has_room(self, uint64_t start, uint64_t need, uint64_t new_puts) noexcept:
         """May a record of need bytes be written at index start (maxsize allowing)? Yes if no unread
-        byte is in its way: either the readers are less than a lap behind its end (a growable ring
-        also keeps 8 bytes free before them, for the SKIP header of a later leap), or the readers
-        are in the previous lap and start is past that lap's closing SKIP header (after a leap)."""
-        cdef uint64_t lap, lap_end
-        if start + need + self.leap_room - self.cached_head > self.capacity:
-            lap = start & ~self.mask
-            lap_end = self.ring.lap_end
-            if not self.growable or (self.cached_head & ~self.mask) + self.capacity != lap:
-                return False
-            if (lap_end & ~self.mask) + self.capacity != lap:
-                return False
-            if (start & self.mask) < (lap_end & self.mask) + sizeof(shm_record_header_t):
-                return False
+        byte is in its way: the readers are less than a lap behind its end (a growable ring also
+        keeps 8 bytes free before them, for the SKIP header of a later leap), or past_lagging_reader."""
+        if (start + need + self.leap_room - self.cached_head > self.capacity
+                and not self.past_lagging_reader(start)):
+            return False
         return self.ring.maxsize == 0 or new_puts - self.cached_gets <= self.ring.maxsize
+
+    cdef bint past_lagging_reader(self, uint64_t start) noexcept:
+        """After a leap: the readers are in the lap before start's, and start is past the SKIP
+        header that closed that lap, so beyond the readers' last record."""
+        cdef uint64_t lap = start & ~self.mask
+        cdef uint64_t lap_end = self.ring.lap_end
+        return (self.growable
+                and (self.cached_head & ~self.mask) + self.capacity == lap
+                and (lap_end & ~self.mask) + self.capacity == lap
+                and (start & self.mask) >= (lap_end & self.mask) + sizeof(shm_record_header_t))
 
     cdef inline void after_publish(self) noexcept:
         wake_sleepers(low_half(&self.ring.tail), &self.ring.data_sleepers, SHM_WAKE_ALL)
