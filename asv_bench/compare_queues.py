@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchmarks.queues import (  # noqa: E402
-    BATCH, CHANNELS, ROUND_TRIPS, SMALL_MESSAGES, SMALL_PAYLOADS, ndarray_one_way, one_way,
+    ARRAY_WARMUP, BATCH, CHANNELS, ROUND_TRIPS, SMALL_MESSAGES, SMALL_PAYLOADS, ndarray_one_way, one_way,
     round_trip, shared_ndarray_one_way)
 from shmproc.bench.timing import comparison_arguments, format_seconds, format_table, interleaved, medians  # noqa: E402
 
@@ -41,7 +41,7 @@ def workloads(scale):
         rows.append((f"round trip, {trips} ping-pongs (queues: two of them), {where}", "shmproc.Queue",
                      {name: functools.partial(round_trip, name, trips, placement) for name in ALL}))
     array_channels = QUEUES_ONLY + ["mp.Pipe", "shmproc.Pipe"]
-    rows.append(("64 MB float64 ndarray, 1 -> 1 process, steady state (after three untimed arrays)",
+    rows.append((f"64 MB float64 ndarray, 1 -> 1 process, steady state (after {ARRAY_WARMUP} untimed arrays)",
                  "shmproc.Queue", {name: functools.partial(ndarray_one_way, name, 64 << 20, array_count)
                                    for name in array_channels}))
     rows.append(("64 MB float64 ndarray, 1 -> 1 process, the first one (cold shared memory)",

@@ -15,6 +15,10 @@ SMALL_MESSAGES = 200_000
 BATCH = 1000
 ROUND_TRIPS = 5000
 ARRAY_MESSAGES = 3
+# Untimed arrays before the steady-state ones: a sender rotates through two spill ranges, each new
+# (arrays 1 and 2) then costing it one page-table fill on its first reuse (arrays 3 and 4); with three,
+# array 4 was timed and the row read 6-9 ms instead of ~6.
+ARRAY_WARMUP = 5
 
 
 # --- implementations: how to make a channel and move messages through it ------------------------
@@ -262,10 +266,10 @@ def round_trip(name, count, placement=None):
         os.sched_setaffinity(0, allowed)
 
 
-def ndarray_one_way(name, nbytes, count=ARRAY_MESSAGES, warmup=3):
+def ndarray_one_way(name, nbytes, count=ARRAY_MESSAGES, warmup=ARRAY_WARMUP):
     """Seconds per message for a float64 ndarray of nbytes, child to this process; by default
-    after three untimed arrays (steady state: a sender alternates between a few warm ranges),
-    with warmup=0 the first array's cost."""
+    after ARRAY_WARMUP untimed arrays (steady state: a sender alternates between two warm ranges,
+    each already mapped and populated), with warmup=0 the first array's cost."""
     import numpy as np
     array = np.arange(nbytes // 8, dtype=np.float64)
     return one_way(name, array, count, max_bytes=nbytes + (16 << 20), warmup=warmup)
