@@ -218,3 +218,41 @@ def read_then_stop(q, first, records, ints, stopped, go, results):
     results.put((head == [b"%07d" % i for i in range(first)],
                  rest[:records - first] == [b"%07d" % i for i in range(first, records)],
                  rest[records - first:] == list(range(ints))))
+
+
+def counting_producer(q, shared_handle, seed):
+    """Put 0, 1, 2, ... in batches of random sizes, sometimes pausing (so that readers drain the
+    ring) and sometimes not (so that it grows), until shared[0] is set; then store the count put
+    in shared[1]."""
+    import random
+    import numpy as np
+    from shmproc._core import Block
+    shared = np.frombuffer(Block.attach(shared_handle), dtype=np.int64)
+    rng = random.Random(seed)
+    next_value = 0
+    while not shared[0]:
+        size = rng.choice((1, 7, 100, 500))
+        q.put_many(range(next_value, next_value + size))
+        next_value += size
+        if rng.random() < 0.01:
+            time.sleep(0.002)
+    shared[1] = next_value
+
+
+def recording_consumer(q, shared_handle, slot, seed):
+    """Take batches of random sizes; after each, record in shared[slot] and shared[slot + 1] the
+    first and the last value this process has received, and count in shared[2] any batch that is
+    not the run of consecutive values it must be (a torn, lost or repeated message)."""
+    import random
+    import numpy as np
+    from shmproc._core import Block
+    shared = np.frombuffer(Block.attach(shared_handle), dtype=np.int64)
+    rng = random.Random(seed)
+    while True:
+        batch = q.get_many(rng.choice((1, 10, 50)), timeout=JOIN_TIMEOUT)
+        expected_first = shared[slot + 1] + 1 if shared[slot] >= 0 else batch[0]
+        if batch != list(range(expected_first, expected_first + len(batch))):
+            shared[2] += 1
+        if shared[slot] < 0:
+            shared[slot] = batch[0]
+        shared[slot + 1] = batch[-1]

@@ -100,13 +100,44 @@ cdef inline uint64_t record_size(uint64_t payload) noexcept nogil:
     return sizeof(shm_record_header_t) + align_up(payload, 8)
 
 
-cdef inline bint take_lock(shm_lock_t *lock, int64_t deadline) except -1:
+cdef inline bint take_side_lock(shm_ring_t *ring, bint producer, int64_t deadline) except -1:
     """Hold a side's lock (1) or report the deadline passed (0). A holder killed inside is taken over
-    silently: the ring is consistent at every instant of a holder's work (see the top of the file)."""
+    silently: the ring is consistent at every instant of a holder's work (see the top of the file),
+    but for the index and count it may have been storing, which its redo slot completes."""
+    cdef shm_lock_t *lock = &ring.producer_lock if producer else &ring.consumer_lock
     cdef uint32_t dead_owner = 0
     if lock_try(lock, shm_current_pid()):
         return 1
-    return lock_acquire(lock, deadline, &dead_owner)
+    if not lock_acquire(lock, deadline, &dead_owner):
+        return 0
+    if dead_owner and producer and shm_load_u32(&ring.producer_redo):
+        publish_written(ring, ring.pending_tail, ring.pending_puts)
+    elif dead_owner and not producer and shm_load_u32(&ring.consumer_redo):
+        publish_read(ring, ring.pending_head, ring.pending_gets)
+    return 1
+
+
+cdef inline void publish_written(shm_ring_t *ring, uint64_t tail, uint64_t puts) noexcept nogil:
+    """Under the producer lock: publish the records below tail, puts messages ever written, through
+    the redo slot (ring.h). Every store is a release: a process killed at any point leaves a prefix
+    of them, in this order."""
+    ring.pending_tail = tail
+    ring.pending_puts = puts
+    shm_store_u32(&ring.producer_redo, 1)
+    shm_store_u64(&ring.puts, puts)
+    shm_store_u64(&ring.tail, tail)
+    shm_store_u32(&ring.producer_redo, 0)
+
+
+cdef inline void publish_read(shm_ring_t *ring, uint64_t head, uint64_t gets) noexcept nogil:
+    """Under the consumer lock: free the bytes below head, gets messages ever read, through the redo
+    slot, as publish_written does."""
+    ring.pending_head = head
+    ring.pending_gets = gets
+    shm_store_u32(&ring.consumer_redo, 1)
+    shm_store_u64(&ring.gets, gets)
+    shm_store_u64(&ring.head, head)
+    shm_store_u32(&ring.consumer_redo, 0)
 
 
 cdef class MessageRing:
@@ -125,7 +156,8 @@ cdef class MessageRing:
     cdef uint64_t cached_head         # producer's last view of head (a lower bound), under its lock
     cdef uint64_t cached_gets
     cdef uint64_t cached_tail         # consumer's last view of tail (a lower bound), under its lock
-    cdef uint64_t local_head          # consumer's head while it holds the consumer lock
+    cdef uint64_t local_head          # consumer's head and gets while it holds the consumer lock
+    cdef uint64_t local_gets
     cdef int ring_index
     cdef int role
     cdef int read_fd                  # this object's end of the notify pipe, or -1
@@ -345,7 +377,6 @@ cdef class MessageRing:
         cdef WaitResult result
         cdef bint spin = True
         cdef bint spilled, inline
-        cdef shm_lock_t *lock = &self.ring.producer_lock
         while done < count:
             spilled = False
             run = 1
@@ -359,13 +390,13 @@ cdef class MessageRing:
                     run += 1
             try:
                 while True:
-                    if not take_lock(lock, deadline):
+                    if not take_side_lock(self.ring, True, deadline):
                         written = 0
                         break
                     try:
                         written = self.write_locked(items + done, run, owners, done, &observed)
                     finally:
-                        lock_release(lock)
+                        lock_release(&self.ring.producer_lock)
                     if written or not block:
                         break
                     with nogil:
@@ -448,10 +479,7 @@ cdef class MessageRing:
             puts += 1
             n += 1
         if n:
-            shm_store_relaxed_u64(&ring.puts, puts)
-            if ring.joinable:
-                shm_fetch_add_u32(&ring.unfinished_tasks, <uint32_t>n)
-            shm_store_u64(&ring.tail, tail)
+            publish_written(ring, tail, puts)
         return n
 
     cdef inline uint64_t placement(self, uint64_t tail, uint64_t puts, uint64_t need,
@@ -675,10 +703,9 @@ cdef class MessageRing:
 
     cdef object take_one(self, uint32_t *kind, shm_spill_ref_t *ref):
         """Take the oldest record; _TAKEN_BY_ANOTHER if another reader was first."""
-        cdef shm_lock_t *lock = &self.ring.consumer_lock
         cdef shm_record_header_t *header
-        take_lock(lock, NO_DEADLINE)
-        self.local_head = self.ring.head
+        take_side_lock(self.ring, False, NO_DEADLINE)
+        self.local_head, self.local_gets = self.ring.head, self.ring.gets
         try:
             header = self.next_record_locked()
             if header == NULL:
@@ -688,8 +715,8 @@ cdef class MessageRing:
                 self.rewind_if_drained_locked()
                 self.quiet_if_drained_locked()
         finally:
-            shm_store_u64(&self.ring.head, self.local_head)
-            lock_release(lock)
+            publish_read(self.ring, self.local_head, self.local_gets)
+            lock_release(&self.ring.consumer_lock)
         wake_sleepers(low_half(&self.ring.head), &self.ring.space_sleepers, SHM_WAKE_ALL)
         if raw is _TAKEN_BY_ANOTHER:
             return raw
@@ -698,14 +725,13 @@ cdef class MessageRing:
         return raw
 
     cdef list take_many(self, Py_ssize_t limit):
-        cdef shm_lock_t *lock = &self.ring.consumer_lock
         cdef shm_record_header_t *header
         cdef uint32_t kind = 0
         cdef shm_spill_ref_t ref
         cdef list messages = []
         cdef list pending = []            # (index, kind, raw) of messages that still need decoding
-        take_lock(lock, NO_DEADLINE)
-        self.local_head = self.ring.head
+        take_side_lock(self.ring, False, NO_DEADLINE)
+        self.local_head, self.local_gets = self.ring.head, self.ring.gets
         try:
             while len(messages) < limit:
                 header = self.next_record_locked()
@@ -720,8 +746,8 @@ cdef class MessageRing:
             self.rewind_if_drained_locked()
             self.quiet_if_drained_locked()
         finally:
-            shm_store_u64(&self.ring.head, self.local_head)
-            lock_release(lock)
+            publish_read(self.ring, self.local_head, self.local_gets)
+            lock_release(&self.ring.consumer_lock)
         wake_sleepers(low_half(&self.ring.head), &self.ring.space_sleepers, SHM_WAKE_ALL)
         for index, kind, raw in pending:
             if kind == SHM_RECORD_SPILL:
@@ -783,7 +809,7 @@ cdef class MessageRing:
             self.ring.lap_end = tail
             self.trim_locked(position, 0, True)
             tail += self.capacity - position
-            shm_store_u64(&self.ring.tail, tail)
+            publish_written(self.ring, tail, self.ring.puts)
             self.cached_tail = self.local_head = tail
         lock_release(&self.ring.producer_lock)
 
@@ -803,7 +829,7 @@ cdef class MessageRing:
             return decode_scalar(kind[0], payload, length)
         finally:
             self.local_head += record_size(length)
-            shm_store_relaxed_u64(&self.ring.gets, self.ring.gets + 1)
+            self.local_gets += 1
 
     cdef object finish(self, uint32_t kind, object raw, shm_spill_ref_t *ref, bint as_bytes):
         """Outside the lock: turn what take_record_locked copied into the message."""
@@ -908,7 +934,7 @@ cdef class MessageRing:
 
     def _debug_take_lock(self, producer):
         """Take a side's lock and keep it (tests: a process killed while holding it)."""
-        take_lock(&self.ring.producer_lock if producer else &self.ring.consumer_lock, NO_DEADLINE)
+        take_side_lock(self.ring, producer, NO_DEADLINE)
 
     @property
     def _maxsize(self):
@@ -925,27 +951,32 @@ cdef class MessageRing:
         return self.ring.reserved, _os.fstat(self.segment.fd).st_blocks * 512
 
     def _task_done(self):
-        cdef uint32_t *unfinished = &self.ring.unfinished_tasks
-        cdef uint32_t value = shm_load_u32(unfinished)
+        """JoinableQueue.task_done: every message ever put is a task, so the unfinished ones are
+        puts - tasks_done, exact even when a producer dies mid-put (puts is published with its
+        records, see publish_written)."""
+        cdef uint64_t *done = &self.ring.tasks_done
+        cdef uint64_t value = shm_load_u64(done)
         while True:
-            if value == 0:
+            if value >= shm_load_u64(&self.ring.puts):
                 raise ValueError("task_done() called too many times")
-            if shm_cas_u32(unfinished, &value, value - 1):
+            if shm_cas_u64(done, &value, value + 1):
                 break
-        if value == 1:
-            wake_sleepers(unfinished, &self.ring.join_sleepers, SHM_WAKE_ALL)
+        if value + 1 == shm_load_u64(&self.ring.puts):
+            wake_sleepers(low_half(done), &self.ring.join_sleepers, SHM_WAKE_ALL)
 
     def _join(self):
-        cdef uint32_t *unfinished = &self.ring.unfinished_tasks
-        cdef uint32_t value
+        cdef uint64_t *done = &self.ring.tasks_done
+        cdef uint64_t value
         cdef WaitResult result
         cdef bint spin = True
         while True:
-            value = shm_load_u32(unfinished)
-            if value == 0:
+            # tasks_done first: a task_done() after this read changes the word the wait is on.
+            value = shm_load_u64(done)
+            if value >= shm_load_u64(&self.ring.puts):
                 return
             with nogil:
-                result = wait_while_equal(unfinished, value, &self.ring.join_sleepers, NO_DEADLINE, spin)
+                result = wait_while_equal(low_half(done), <uint32_t>value, &self.ring.join_sleepers,
+                                          NO_DEADLINE, spin)
             spin = False
             if result != WAIT_CHANGED:
                 run_signal_handlers()

@@ -26,48 +26,64 @@
 #error "shmproc's ring needs a little-endian machine"
 #endif
 
-#define SHM_CHANNEL_MAGIC 0x336c656e6e616863ull   /* "channel3" little-endian */
+#define SHM_CHANNEL_MAGIC 0x346c656e6e616863ull   /* "channel4" little-endian */
 #define SHM_RING_MAX 2
 
 /* One direction of messages. Each group of fields is written by one side only and sits on its
- * own cache line, so producers and consumers never write the same line. */
+ * own cache line, so producers and consumers never write the same line.
+ *
+ * A side's lock holder publishes its work by storing an index and a count: tail and puts, or head
+ * and gets. A holder killed between those two stores would leave them disagreeing for good, so it
+ * first writes both values to the side's redo slot (pending_*) and raises `redo`; whoever takes the
+ * lock over from a dead holder stores them again if `redo` is still up. */
 typedef struct {
     /* Line 0: written once by the creator. */
     uint64_t capacity;        /* bytes of the data area (mapped, mostly sparse): a power of two */
     uint64_t window;          /* writers wrap here when readers have made room: a power of two */
     uint64_t data_offset;     /* of the data area, from the segment's base */
     uint64_t maxsize;         /* messages; 0: only the byte capacity bounds the ring */
-    uint32_t joinable;        /* unfinished_tasks is counted (JoinableQueue) */
+    uint32_t joinable;        /* every message is a task that task_done() finishes (JoinableQueue) */
     uint8_t _pad0[SHM_CACHE_LINE - 36];
 
     /* Line 1: producers. The lock serialises writers; tail publishes (release) what they wrote. */
     shm_lock_t producer_lock;
     uint64_t tail;            /* bytes ever written; records below it are complete */
-    uint64_t puts;            /* messages ever written */
-    uint64_t reserved;        /* bytes at the start of the data area whose pages are allocated */
-    uint64_t lap_end;         /* index of the SKIP header that ended the last lap a writer left */
+    uint64_t puts;            /* messages ever written (a JoinableQueue's tasks ever added) */
+    uint64_t pending_tail;    /* redo slot: tail and puts being published */
+    uint64_t pending_puts;
     uint32_t data_sleepers;   /* consumers asleep on the low half of tail */
-    uint8_t _pad1[SHM_CACHE_LINE - 52];
+    uint32_t producer_redo;   /* 1 while pending_tail/pending_puts are being stored */
+    uint8_t _pad1[SHM_CACHE_LINE - 56];
 
     /* Line 2: consumers. The lock serialises readers; head frees (release) what they read. */
     shm_lock_t consumer_lock;
     uint64_t head;            /* bytes ever read; head <= tail */
     uint64_t gets;            /* messages ever read; gets <= puts */
+    uint64_t pending_head;    /* redo slot: head and gets being stored */
+    uint64_t pending_gets;
     uint32_t space_sleepers;  /* producers asleep on the low half of head */
-    uint8_t _pad2[SHM_CACHE_LINE - 36];
+    uint32_t consumer_redo;   /* 1 while pending_head/pending_gets are being stored */
+    uint8_t _pad2[SHM_CACHE_LINE - 56];
 
-    /* Line 3: rarely written. */
-    uint32_t unfinished_tasks;  /* JoinableQueue: futex word that join() sleeps on */
-    uint32_t join_sleepers;
-    uint32_t notify_enabled;    /* someone asked for fileno(): keep the notify pipe readable */
-    uint32_t notify_signaled;   /* 1: the notify pipe holds its one byte (or is about to) */
+    /* Line 3: producers, rarely written (growth). */
+    uint64_t reserved;        /* bytes at the start of the data area whose pages are allocated */
+    uint64_t lap_end;         /* index of the SKIP header that ended the last lap a writer left */
     uint8_t _pad3[SHM_CACHE_LINE - 16];
+
+    /* Line 4: rarely written. */
+    uint64_t tasks_done;      /* JoinableQueue: task_done() calls; join() sleeps on its low half */
+    uint32_t join_sleepers;
+    uint32_t notify_enabled;  /* someone asked for fileno(): keep the notify pipe readable */
+    uint32_t notify_signaled; /* 1: the notify pipe holds its one byte (or is about to) */
+    uint8_t _pad4[SHM_CACHE_LINE - 20];
 } shm_ring_t;
-static_assert(sizeof(shm_ring_t) == 4 * SHM_CACHE_LINE, "shm_ring_t is four cache lines");
+static_assert(sizeof(shm_ring_t) == 5 * SHM_CACHE_LINE, "shm_ring_t is five cache lines");
 static_assert(offsetof(shm_ring_t, producer_lock) == SHM_CACHE_LINE, "producers' line");
 static_assert(offsetof(shm_ring_t, consumer_lock) == 2 * SHM_CACHE_LINE, "consumers' line");
-static_assert(offsetof(shm_ring_t, unfinished_tasks) == 3 * SHM_CACHE_LINE, "cold line");
-static_assert(offsetof(shm_ring_t, tail) % 8 == 0 && offsetof(shm_ring_t, head) % 8 == 0,
+static_assert(offsetof(shm_ring_t, reserved) == 3 * SHM_CACHE_LINE, "producers' growth line");
+static_assert(offsetof(shm_ring_t, tasks_done) == 4 * SHM_CACHE_LINE, "cold line");
+static_assert(offsetof(shm_ring_t, tail) % 8 == 0 && offsetof(shm_ring_t, head) % 8 == 0 &&
+              offsetof(shm_ring_t, tasks_done) % 8 == 0,
               "indices are naturally aligned (atomic, and their low half is a futex word)");
 
 /* Every record in a ring's data area starts with this, on an 8-byte boundary. A record never wraps:

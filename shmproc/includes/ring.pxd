@@ -15,14 +15,20 @@ cdef extern from "ring.h" nogil:
         shm_lock_t producer_lock
         uint64_t tail
         uint64_t puts
-        uint64_t reserved
-        uint64_t lap_end
+        uint64_t pending_tail
+        uint64_t pending_puts
         uint32_t data_sleepers
+        uint32_t producer_redo
         shm_lock_t consumer_lock
         uint64_t head
         uint64_t gets
+        uint64_t pending_head
+        uint64_t pending_gets
         uint32_t space_sleepers
-        uint32_t unfinished_tasks
+        uint32_t consumer_redo
+        uint64_t reserved
+        uint64_t lap_end
+        uint64_t tasks_done
         uint32_t join_sleepers
         uint32_t notify_enabled
         uint32_t notify_signaled

@@ -5,6 +5,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -14,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))   # support modul
 import support_queues  # noqa: E402
 from support_queues import joined  # noqa: E402
 from shmproc import _core  # noqa: E402
-from shmproc.queues import Empty, Queue  # noqa: E402
+from shmproc.queues import Empty, JoinableQueue, Queue  # noqa: E402
 
 pytestmark = pytest.mark.stress
 JOIN_TIMEOUT = 60
@@ -50,12 +51,12 @@ def test_four_producers_four_consumers_a_million_messages(window):
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_producer_killed_inside_put_loses_at_most_that_message(start_method):
     """SIGKILL a producer at random moments while it puts messages of all sizes (some spilled) into
-    a small ring that is often full; another producer goes on. The queue keeps working, no message
-    is torn, and the killed producer's messages arrive as an unbroken prefix ending at most one
-    message after the last put() that returned."""
+    a small ring that grows, wraps and spills; another producer goes on. The queue keeps working, no
+    message is torn, the killed producer's messages arrive as an unbroken prefix ending at most one
+    message after the last put() that returned, and the counts agree (qsize, join)."""
     ctx = multiprocessing.get_context(start_method)
     rng = random.Random(1234)
-    q = Queue(capacity=1 << 16)
+    q = JoinableQueue(capacity=1 << 16)
     progress_block = _core.allocate(8 * 64)
     progress = np.frombuffer(progress_block, dtype=np.int64)
     rounds = 6 if start_method == "fork" else 3
@@ -73,6 +74,7 @@ def test_producer_killed_inside_put_loses_at_most_that_message(start_method):
                 continue
             assert payload == support_queues.checkable_payload(tag, i), "torn message"
             received.setdefault(tag, []).append(i)
+            q.task_done()
             last = time.monotonic()
 
     for tag in range(rounds):
@@ -97,6 +99,63 @@ def test_producer_killed_inside_put_loses_at_most_that_message(start_method):
         assert progress[tag] <= len(numbers) <= progress[tag] + 1
     q.put("still works")
     assert q.get(timeout=5) == "still works"
+    q.task_done()
+    # The counts too: a killed producer's half-published put is completed or absent, never half,
+    # so qsize() is exact and join() (bounded: run in a thread) returns.
+    head, tail, gets, puts, _, _ = q._indices()
+    assert (head, gets, q.qsize()) == (tail, puts, 0)
+    joiner = threading.Thread(target=q.join, daemon=True)
+    joiner.start()
+    joiner.join(10)
+    assert not joiner.is_alive(), "join() still waits for tasks nobody can finish"
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_consumers_killed_while_a_grown_ring_wraps_leaps_and_rewinds(start_method):
+    """SIGKILL consumers one after another at random moments, on a 4 KiB window that a producer
+    keeps outrunning: each dead consumer is a stopped reader the producer must leap over, and each
+    one may die inside a get, holding the consumer lock or, rewinding a drained ring, both locks.
+    Nothing wedges, and the values taken by the consumers in turn are the producer's sequence with
+    gaps only where a consumer died between taking a batch and recording it (at most one batch)."""
+    ctx = multiprocessing.get_context(start_method)
+    rng = random.Random(2026)
+    q = Queue(capacity=4096)
+    victims = 6 if start_method == "fork" else 3
+    shared_block = _core.allocate(8 * (3 + 2 * victims))
+    shared = np.frombuffer(shared_block, dtype=np.int64)
+    shared[:] = 0
+    shared[3:] = -1
+    producer = ctx.Process(target=support_queues.counting_producer,
+                           args=(q, shared_block.handle(), 1))
+    producer.start()
+    for k in range(victims):
+        slot = 3 + 2 * k
+        victim = ctx.Process(target=support_queues.recording_consumer,
+                             args=(q, shared_block.handle(), slot, k))
+        victim.start()
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while shared[slot] < 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0.0, 0.2))
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(JOIN_TIMEOUT)
+        assert victim.exitcode == -signal.SIGKILL
+        time.sleep(rng.uniform(0.0, 0.05))             # the producer goes on with no reader
+    shared[0] = 1
+    joined(producer)
+    rest = []
+    while len(rest) == 0 or rest[-1] < shared[1] - 1:
+        rest.extend(q.get_many(100_000, timeout=10))
+    with pytest.raises(Empty):
+        q.get_nowait()
+    head, tail, gets, puts, _, _ = q._indices()
+    assert (head, gets, q.qsize(), q.empty()) == (tail, puts, 0, True), "counts off after the kills"
+    assert shared[2] == 0, "a consumer received a batch that is not a run of consecutive values"
+    assert rest == list(range(rest[0], shared[1])), "the last reader's messages are not a run"
+    runs = [(shared[3 + 2 * k], shared[4 + 2 * k]) for k in range(victims)] + [(rest[0], rest[-1])]
+    assert runs[0][0] == 0
+    for (first, last), (next_first, _) in zip(runs, runs[1:]):
+        assert first <= last < next_first <= last + 1 + 50, "lost more than the batch in flight"
 
 
 @pytest.mark.parametrize("side", ["producer", "consumer"])
