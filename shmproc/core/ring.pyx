@@ -110,34 +110,30 @@ cdef inline bint take_side_lock(shm_ring_t *ring, bint producer, int64_t deadlin
         return 1
     if not lock_acquire(lock, deadline, &dead_owner):
         return 0
-    if dead_owner and producer and shm_load_u32(&ring.producer_redo):
-        publish_written(ring, ring.pending_tail, ring.pending_puts)
-    elif dead_owner and not producer and shm_load_u32(&ring.consumer_redo):
-        publish_read(ring, ring.pending_head, ring.pending_gets)
+    if dead_owner and producer:
+        redo(&ring.producer_redo, &ring.tail, &ring.puts)
+    elif dead_owner:
+        redo(&ring.consumer_redo, &ring.head, &ring.gets)
     return 1
 
 
-cdef inline void publish_written(shm_ring_t *ring, uint64_t tail, uint64_t puts) noexcept nogil:
-    """Under the producer lock: publish the records below tail, puts messages ever written, through
-    the redo slot (ring.h). Every store is a release: a process killed at any point leaves a prefix
-    of them, in this order."""
-    ring.pending_tail = tail
-    ring.pending_puts = puts
-    shm_store_u32(&ring.producer_redo, 1)
-    shm_store_u64(&ring.puts, puts)
-    shm_store_u64(&ring.tail, tail)
-    shm_store_u32(&ring.producer_redo, 0)
+cdef inline void publish(shm_redo_t *slot, uint64_t *index, uint64_t *count, uint64_t new_index,
+                         uint64_t new_count) noexcept nogil:
+    """Under a side's lock: store its count, then its index (tail and puts: publish the records
+    below tail; head and gets: free the bytes below head), through its redo slot (ring.h). Every
+    store is a release: a process killed at any point leaves a prefix of them, in this order."""
+    slot.index = new_index
+    slot.count = new_count
+    shm_store_u32(&slot.active, 1)
+    shm_store_u64(count, new_count)
+    shm_store_u64(index, new_index)
+    shm_store_u32(&slot.active, 0)
 
 
-cdef inline void publish_read(shm_ring_t *ring, uint64_t head, uint64_t gets) noexcept nogil:
-    """Under the consumer lock: free the bytes below head, gets messages ever read, through the redo
-    slot, as publish_written does."""
-    ring.pending_head = head
-    ring.pending_gets = gets
-    shm_store_u32(&ring.consumer_redo, 1)
-    shm_store_u64(&ring.gets, gets)
-    shm_store_u64(&ring.head, head)
-    shm_store_u32(&ring.consumer_redo, 0)
+cdef inline void redo(shm_redo_t *slot, uint64_t *index, uint64_t *count) noexcept nogil:
+    """Having taken a side's lock over from a dead holder: complete the publish it was inside."""
+    if shm_load_u32(&slot.active):
+        publish(slot, index, count, slot.index, slot.count)
 
 
 cdef class MessageRing:
@@ -479,7 +475,7 @@ cdef class MessageRing:
             puts += 1
             n += 1
         if n:
-            publish_written(ring, tail, puts)
+            publish(&ring.producer_redo, &ring.tail, &ring.puts, tail, puts)
         return n
 
     cdef inline uint64_t placement(self, uint64_t tail, uint64_t puts, uint64_t need,
@@ -715,7 +711,8 @@ cdef class MessageRing:
                 self.rewind_if_drained_locked()
                 self.quiet_if_drained_locked()
         finally:
-            publish_read(self.ring, self.local_head, self.local_gets)
+            publish(&self.ring.consumer_redo, &self.ring.head, &self.ring.gets, self.local_head,
+                    self.local_gets)
             lock_release(&self.ring.consumer_lock)
         wake_sleepers(low_half(&self.ring.head), &self.ring.space_sleepers, SHM_WAKE_ALL)
         if raw is _TAKEN_BY_ANOTHER:
@@ -746,7 +743,8 @@ cdef class MessageRing:
             self.rewind_if_drained_locked()
             self.quiet_if_drained_locked()
         finally:
-            publish_read(self.ring, self.local_head, self.local_gets)
+            publish(&self.ring.consumer_redo, &self.ring.head, &self.ring.gets, self.local_head,
+                    self.local_gets)
             lock_release(&self.ring.consumer_lock)
         wake_sleepers(low_half(&self.ring.head), &self.ring.space_sleepers, SHM_WAKE_ALL)
         for index, kind, raw in pending:
@@ -809,7 +807,8 @@ cdef class MessageRing:
             self.ring.lap_end = tail
             self.trim_locked(position, 0, True)
             tail += self.capacity - position
-            publish_written(self.ring, tail, self.ring.puts)
+            publish(&self.ring.producer_redo, &self.ring.tail, &self.ring.puts, tail,
+                    self.ring.puts)
             self.cached_tail = self.local_head = tail
         lock_release(&self.ring.producer_lock)
 
@@ -953,7 +952,7 @@ cdef class MessageRing:
     def _task_done(self):
         """JoinableQueue.task_done: every message ever put is a task, so the unfinished ones are
         puts - tasks_done, exact even when a producer dies mid-put (puts is published with its
-        records, see publish_written)."""
+        records, see publish)."""
         cdef uint64_t *done = &self.ring.tasks_done
         cdef uint64_t value = shm_load_u64(done)
         while True:

@@ -34,8 +34,15 @@
  *
  * A side's lock holder publishes its work by storing an index and a count: tail and puts, or head
  * and gets. A holder killed between those two stores would leave them disagreeing for good, so it
- * first writes both values to the side's redo slot (pending_*) and raises `redo`; whoever takes the
- * lock over from a dead holder stores them again if `redo` is still up. */
+ * first writes both values to the side's redo slot and raises its flag; whoever takes the lock over
+ * from a dead holder stores them again if the flag is still up. */
+typedef struct {
+    uint64_t index;           /* tail or head being stored */
+    uint64_t count;           /* puts or gets being stored */
+    uint32_t active;          /* 1 from before the two stores until after them */
+    uint32_t _pad;
+} shm_redo_t;
+
 typedef struct {
     /* Line 0: written once by the creator. */
     uint64_t capacity;        /* bytes of the data area (mapped, mostly sparse): a power of two */
@@ -49,21 +56,17 @@ typedef struct {
     shm_lock_t producer_lock;
     uint64_t tail;            /* bytes ever written; records below it are complete */
     uint64_t puts;            /* messages ever written (a JoinableQueue's tasks ever added) */
-    uint64_t pending_tail;    /* redo slot: tail and puts being published */
-    uint64_t pending_puts;
     uint32_t data_sleepers;   /* consumers asleep on the low half of tail */
-    uint32_t producer_redo;   /* 1 while pending_tail/pending_puts are being stored */
-    uint8_t _pad1[SHM_CACHE_LINE - 56];
+    uint32_t _pad1;
+    shm_redo_t producer_redo;
 
     /* Line 2: consumers. The lock serialises readers; head frees (release) what they read. */
     shm_lock_t consumer_lock;
     uint64_t head;            /* bytes ever read; head <= tail */
     uint64_t gets;            /* messages ever read; gets <= puts */
-    uint64_t pending_head;    /* redo slot: head and gets being stored */
-    uint64_t pending_gets;
     uint32_t space_sleepers;  /* producers asleep on the low half of head */
-    uint32_t consumer_redo;   /* 1 while pending_head/pending_gets are being stored */
-    uint8_t _pad2[SHM_CACHE_LINE - 56];
+    uint32_t _pad2;
+    shm_redo_t consumer_redo;
 
     /* Line 3: producers, rarely written (growth). */
     uint64_t reserved;        /* bytes at the start of the data area whose pages are allocated */

@@ -6,6 +6,11 @@ cdef extern from "ring.h" nogil:
     const uint64_t SHM_CHANNEL_MAGIC
     const int SHM_RING_MAX
 
+    ctypedef struct shm_redo_t:
+        uint64_t index
+        uint64_t count
+        uint32_t active
+
     ctypedef struct shm_ring_t:
         uint64_t capacity
         uint64_t window
@@ -15,17 +20,13 @@ cdef extern from "ring.h" nogil:
         shm_lock_t producer_lock
         uint64_t tail
         uint64_t puts
-        uint64_t pending_tail
-        uint64_t pending_puts
         uint32_t data_sleepers
-        uint32_t producer_redo
+        shm_redo_t producer_redo
         shm_lock_t consumer_lock
         uint64_t head
         uint64_t gets
-        uint64_t pending_head
-        uint64_t pending_gets
         uint32_t space_sleepers
-        uint32_t consumer_redo
+        shm_redo_t consumer_redo
         uint64_t reserved
         uint64_t lap_end
         uint64_t tasks_done
