@@ -15,10 +15,11 @@ import types
 
 from shmproc import _core
 
-__all__ = ["Queue", "SimpleQueue", "JoinableQueue", "Empty", "Full"]
+__all__ = ["Queue", "SimpleQueue", "JoinableQueue", "Empty", "Full", "TaskLostError"]
 
 Empty = queue.Empty
 Full = queue.Full
+TaskLostError = _core.TaskLostError
 
 
 def _reader_connection(queue):

@@ -256,3 +256,21 @@ def recording_consumer(q, shared_handle, slot, seed):
         if shared[slot] < 0:
             shared[slot] = batch[0]
         shared[slot + 1] = batch[-1]
+
+
+def take_tasks_and_die(q, taken, done, ready):
+    """Take `taken` tasks, finish `done` of them, and die (SIGKILL) holding the rest."""
+    for _ in range(taken):
+        q.get(timeout=JOIN_TIMEOUT)
+    for _ in range(done):
+        q.task_done()
+    ready.put(os.getpid())
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def work_slowly(q, seconds, count):
+    """Take count tasks, each finished `seconds` after it was taken."""
+    for _ in range(count):
+        q.get(timeout=JOIN_TIMEOUT)
+        time.sleep(seconds)
+        q.task_done()

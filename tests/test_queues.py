@@ -24,7 +24,7 @@ import support
 import support_queues
 from support_queues import joined, started
 from test_segments import shm_directory_on_tmpfs
-from shmproc.queues import Empty, Full, JoinableQueue, Queue, SimpleQueue
+from shmproc.queues import Empty, Full, JoinableQueue, Queue, SimpleQueue, TaskLostError
 
 JOIN_TIMEOUT = 30
 
@@ -578,6 +578,45 @@ def test_joinable_queue_across_processes(ctx):
     q.join()
     assert sorted(done.get_many(1000, timeout=5)) == sorted(2 * i for i in range(200))
     joined(*workers)
+
+
+def test_join_reports_tasks_held_by_a_dead_consumer(ctx):
+    """multiprocessing's join() waits forever once a consumer dies between get() and task_done().
+    Ours raises TaskLostError within a sleep slice, naming the process and the tasks it held; a
+    task_done() from anyone, for each task redone, lets join() return."""
+    q, ready = JoinableQueue(), Queue()
+    for i in range(5):
+        q.put(i)
+    child = started(ctx, support_queues.take_tasks_and_die, q, 3, 1, ready)
+    pid = ready.get(timeout=JOIN_TIMEOUT)
+    child.join(JOIN_TIMEOUT)
+    assert child.exitcode == -signal.SIGKILL
+    assert q.get_many(2, timeout=5) == [3, 4]
+    q.task_done()
+    q.task_done()
+    with pytest.raises(TaskLostError) as raised:
+        q.join()
+    assert (raised.value.pids, raised.value.count) == ([pid], 2)
+    assert "2 unfinished tasks" in str(raised.value)
+    q.task_done()                                  # one redone here: one still lost
+    with pytest.raises(TaskLostError) as raised:
+        q.join()
+    assert raised.value.count == 1
+    q.task_done()
+    q.join()
+    with pytest.raises(ValueError):
+        q.task_done()
+
+
+def test_join_waits_for_live_consumers_holding_tasks(ctx):
+    """Tasks held by a live process are not lost: join() waits for them through several of its
+    sleep slices (each of which looks for dead holders), then returns."""
+    q = JoinableQueue()
+    q.put_many(range(3))
+    worker = started(ctx, support_queues.work_slowly, q, 0.25, 3)
+    q.join()
+    assert q.qsize() == 0
+    joined(worker)
 
 
 @pytest.mark.parametrize("blocked_in", ["get", "put"])

@@ -38,6 +38,7 @@ import queue as _queue
 
 include "core/codec.pyx"
 include "core/spill.pyx"
+include "core/tasks.pyx"
 
 Empty = _queue.Empty
 Full = _queue.Full
@@ -154,6 +155,9 @@ cdef class MessageRing:
     cdef uint64_t cached_tail         # consumer's last view of tail (a lower bound), under its lock
     cdef uint64_t local_head          # consumer's head and gets while it holds the consumer lock
     cdef uint64_t local_gets
+    cdef shm_task_holder_t *holders   # the channel's JoinableQueue task holders
+    cdef int holder                   # this process's holder slot, once holder_pid is its pid
+    cdef uint32_t holder_pid
     cdef int ring_index
     cdef int role
     cdef int read_fd                  # this object's end of the notify pipe, or -1
@@ -178,6 +182,7 @@ cdef class MessageRing:
             raise ValueError("not a shmproc channel")
         self.segment, self.spill = segment, spill
         self.ring = &channel.ring[index]
+        self.holders = channel.holder
         self.data = segment.base + self.ring.data_offset
         self.capacity = self.ring.capacity
         self.mask = self.capacity - 1
@@ -717,6 +722,8 @@ cdef class MessageRing:
         wake_sleepers(low_half(&self.ring.head), &self.ring.space_sleepers, SHM_WAKE_ALL)
         if raw is _TAKEN_BY_ANOTHER:
             return raw
+        if self.ring.joinable:
+            self.count_tasks(1, 0)
         if kind[0] == SHM_RECORD_SPILL:
             self.spill.hold_slot(ref.slot)
         return raw
@@ -747,6 +754,8 @@ cdef class MessageRing:
                     self.local_gets)
             lock_release(&self.ring.consumer_lock)
         wake_sleepers(low_half(&self.ring.head), &self.ring.space_sleepers, SHM_WAKE_ALL)
+        if messages and self.ring.joinable:
+            self.count_tasks(len(messages), 0)
         for index, kind, raw in pending:
             if kind == SHM_RECORD_SPILL:
                 memcpy(&ref, PyBytes_AS_STRING(raw), sizeof(ref))
@@ -949,14 +958,30 @@ cdef class MessageRing:
         allocated): for tests of a growable ring's growth and trimming."""
         return self.ring.reserved, _os.fstat(self.segment.fd).st_blocks * 512
 
+    cdef void count_tasks(self, int64_t taken, int64_t done) noexcept:
+        """Add to this process's task holder slot (core/tasks.pyx), claiming one first if needed."""
+        cdef shm_task_holder_t *slot
+        if self.holder_pid != shm_current_pid():
+            self.holder = claim_task_holder(self.holders)
+            self.holder_pid = shm_current_pid()
+        if self.holder < 0:
+            return
+        slot = &self.holders[self.holder]
+        if taken:
+            shm_store_u64(&slot.taken, slot.taken + <uint64_t>taken)
+        if done:
+            shm_store_u64(&slot.done, slot.done + <uint64_t>done)
+
     def _task_done(self):
         """JoinableQueue.task_done: every message ever put is a task, so the unfinished ones are
         puts - tasks_done, exact even when a producer dies mid-put (puts is published with its
         records, see publish)."""
         cdef uint64_t *done = &self.ring.tasks_done
         cdef uint64_t value = shm_load_u64(done)
+        self.count_tasks(0, 1)
         while True:
             if value >= shm_load_u64(&self.ring.puts):
+                self.count_tasks(0, -1)
                 raise ValueError("task_done() called too many times")
             if shm_cas_u64(done, &value, value + 1):
                 break
@@ -979,6 +1004,18 @@ cdef class MessageRing:
             spin = False
             if result != WAIT_CHANGED:
                 run_signal_handlers()
+                self.check_tasks_not_lost()
+
+    cdef int check_tasks_not_lost(self) except -1:
+        """join() between sleep slices: raise TaskLostError if a dead process holds tasks."""
+        lost = lost_tasks(self.holders)
+        if lost is None:
+            return 0
+        pids, count = lost
+        raise TaskLostError(
+            f"join() cannot return: process{'es' if len(pids) > 1 else ''} "
+            f"{', '.join(map(str, pids))} died holding {count} unfinished task"
+            f"{'s' if count > 1 else ''} of this JoinableQueue", pids, count)
 
 
 cdef inline bint needs_finishing(uint32_t kind) noexcept:

@@ -4,7 +4,7 @@
  * checked at compile time. The invariants each field keeps are written down in
  * docs/internals/ring.md; the code that keeps them is shmproc/core/ring.pyx.
  *
- * A channel is one segment:   [segment header][channel header][spill table][ring 0][ring 1]
+ * A channel is one segment:   [segment header][channel header][spill table][ring 0][ring 1][task holders]
  *                             [data of ring 0 (capacity bytes)][data of ring 1]
  * plus a second, sparse file (the spill file) holding messages too large for a ring.
  *
@@ -26,7 +26,7 @@
 #error "shmproc's ring needs a little-endian machine"
 #endif
 
-#define SHM_CHANNEL_MAGIC 0x346c656e6e616863ull   /* "channel4" little-endian */
+#define SHM_CHANNEL_MAGIC 0x356c656e6e616863ull   /* "channel5" little-endian */
 #define SHM_RING_MAX 2
 
 /* One direction of messages. Each group of fields is written by one side only and sits on its
@@ -158,6 +158,20 @@ typedef struct {
 } shm_spill_table_t;
 static_assert(sizeof(shm_spill_table_t) == SHM_CACHE_LINE + 32 * SHM_SPILL_SLOTS, "spill table");
 
+/* JoinableQueue: who holds unfinished tasks. A process that takes messages from a joinable ring
+ * claims a slot and counts in it the tasks it took and the task_done() calls it made; only that
+ * process writes them, after the ring's own counts. A join() that waits looks for dead processes
+ * that took more than they finished: those tasks can never be done (core/tasks.pyx). */
+#define SHM_TASK_HOLDERS 64
+typedef struct {
+    uint32_t pid;             /* 0: free; a dead pid stays until its tasks are accounted for */
+    uint32_t _pad;
+    uint64_t taken;           /* messages this process took */
+    uint64_t done;            /* task_done() calls it made (for any process's tasks) */
+    uint8_t _pad1[SHM_CACHE_LINE - 24];
+} shm_task_holder_t;
+static_assert(sizeof(shm_task_holder_t) == SHM_CACHE_LINE, "a task holder is one line");
+
 typedef struct {
     uint64_t magic;
     uint32_t nrings;
@@ -166,6 +180,7 @@ typedef struct {
     uint8_t _pad1[SHM_CACHE_LINE - 32];
     shm_spill_table_t spill;
     shm_ring_t ring[SHM_RING_MAX];
+    shm_task_holder_t holder[SHM_TASK_HOLDERS];
 } shm_channel_t;
 static_assert(offsetof(shm_channel_t, spill) == SHM_CACHE_LINE, "channel header is one line");
 static_assert(offsetof(shm_channel_t, ring) % SHM_CACHE_LINE == 0, "rings on their own lines");

@@ -80,12 +80,19 @@ cdef extern from "ring.h" nogil:
         uint32_t sleepers
         shm_spill_slot_t slot[1]
 
+    const int SHM_TASK_HOLDERS
+    ctypedef struct shm_task_holder_t:
+        uint32_t pid
+        uint64_t taken
+        uint64_t done
+
     ctypedef struct shm_channel_t:
         uint64_t magic
         uint32_t nrings
         uint8_t spill_id[16]
         shm_spill_table_t spill
         shm_ring_t ring[2]
+        shm_task_holder_t holder[1]
 
 cdef extern from "<poll.h>" nogil:
     struct pollfd:

@@ -1,0 +1,67 @@
+# tasks: which process holds a JoinableQueue's unfinished tasks, so that join() can tell a task that
+# is slow from one that can never be done (queues issue; included by ring.pyx).
+#
+# multiprocessing's join() waits forever once a consumer dies between get() and task_done(). Ours
+# keeps, per process, the count of messages it took and of task_done() calls it made, in a slot of
+# the channel (shm_task_holder_t) that only that process writes. A waiting join() adds up the slots:
+# a dead process that took more tasks than it finished holds tasks nobody will finish, unless other
+# processes made that many task_done() calls for tasks they did not take (a consumer may hand its
+# task to another process). Then join() raises TaskLostError instead of waiting.
+#
+# A slot's counts and the ring's own (gets, tasks_done) are two stores, in the order that lets a
+# process killed between them show fewer tasks held, never more: `taken` after the head that frees
+# the messages, `done` before the tasks_done it stands for. join() may then miss a lost task and
+# wait (as multiprocessing's does), but it never reports one that is not lost.
+
+
+class TaskLostError(RuntimeError):
+    """JoinableQueue.join() cannot return: a process died holding tasks it had taken and not marked
+    done. `pids` are the dead processes, `count` the tasks they hold. The tasks are not in the queue
+    any more; call task_done() once for each task redone (or given up) to let join() return."""
+
+    def __init__(self, message, pids, count):
+        super().__init__(message)
+        self.pids = pids
+        self.count = count
+
+
+cdef int claim_task_holder(shm_task_holder_t *holders) noexcept:
+    """This process's slot: the one it claimed before, a free one, or one a dead process left with
+    every task it took accounted for. -1 when all are taken (its tasks then go unwatched)."""
+    cdef uint32_t me = shm_current_pid()
+    cdef uint32_t pid
+    cdef int i
+    for i in range(SHM_TASK_HOLDERS):
+        if shm_load_u32(&holders[i].pid) == me:
+            return i
+    for i in range(SHM_TASK_HOLDERS):
+        pid = 0
+        if shm_cas_u32(&holders[i].pid, &pid, me):
+            return i
+    for i in range(SHM_TASK_HOLDERS):
+        pid = shm_load_u32(&holders[i].pid)
+        if (shm_load_u64(&holders[i].taken) <= shm_load_u64(&holders[i].done)
+                and not shm_pid_alive(pid) and shm_cas_u32(&holders[i].pid, &pid, me)):
+            return i
+    return -1
+
+
+cdef object lost_tasks(shm_task_holder_t *holders):
+    """(dead pids, tasks they hold that no live process has finished for them), or None."""
+    cdef uint64_t taken, done
+    cdef uint64_t held_by_dead = 0, finished_for_others = 0
+    cdef uint32_t pid
+    dead = []
+    for i in range(SHM_TASK_HOLDERS):
+        pid = shm_load_u32(&holders[i].pid)
+        if pid == 0:
+            continue
+        taken, done = shm_load_u64(&holders[i].taken), shm_load_u64(&holders[i].done)
+        if done > taken:
+            finished_for_others += done - taken
+        elif taken > done and not shm_pid_alive(pid):
+            held_by_dead += taken - done
+            dead.append(pid)
+    if held_by_dead <= finished_for_others:
+        return None
+    return dead, held_by_dead - finished_for_others
