@@ -271,9 +271,13 @@ def test_growth_is_given_back_once_readers_catch_up():
     q.put_many(records[:30_000])                                    # grows again, partly read,
     assert q.get_many(20_000, timeout=5) == records[:20_000]
     assert q._memory()[0] > 3_000_000
-    for round in range(3):                                          # then wraps to the start
-        q.put_many(range(5_000))
+    q.put_many(range(1_000))                                        # then wraps to the start
     assert q.get_many(10_000, timeout=5) == records[20_000:30_000]
+    assert q.get_many(1_000, timeout=5) == list(range(1_000))       # drained inside the window
+    reserved, allocated = q._memory()
+    assert reserved <= window and allocated - base <= window + 4096
+    for round in range(3):                                          # past the window and back
+        q.put_many(range(5_000))
     assert q.get_many(15_000, timeout=5) == list(range(5_000)) * 3
     reserved, allocated = q._memory()
     assert reserved <= 2 * window and allocated - base <= 2 * window

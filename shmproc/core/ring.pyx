@@ -796,29 +796,31 @@ cdef class MessageRing:
             head += <uint64_t>header.length * 8
 
     cdef void rewind_if_drained_locked(self) noexcept:
-        """Under the consumer lock: if this reader has drained a ring that grew, and its tail is past
-        the window, go back to the start now and give back the pages past the window, rather than at
-        the next put (a queue that bursts and then idles would keep them). This is a writer's wrap
-        with no record after it, done by the reader when the producer lock is free: a SKIP header at
-        the tail, published with the tail like any record, which the reader then consumes. A reader
-        killed anywhere in it leaves what a killed writer or reader would (invariant 3)."""
+        """Under the consumer lock: if this reader has drained a ring that grew, give back the pages
+        past the window now, rather than at the next put that wraps (a queue that bursts and then
+        idles would keep them), when the producer lock is free. A tail past the window first goes
+        back to the start: a writer's wrap with no record after it (a SKIP header at the tail,
+        published with the tail like any record), which this reader then consumes. A reader killed
+        anywhere in it leaves what a killed writer or reader would (invariant 3)."""
         cdef uint64_t tail = self.local_head
         cdef uint64_t position = tail & self.mask
         cdef shm_record_header_t *header
-        if not self.growable or position < self.window or self.ring.reserved <= 2 * self.window:
+        if not self.growable or self.ring.reserved <= 2 * self.window:
             return
         if not lock_try(&self.ring.producer_lock, shm_current_pid()):
             return
         if shm_load_u64(&self.ring.tail) == tail:
-            header = <shm_record_header_t *>(self.data + position)
-            header.length = <uint32_t>((self.capacity - position) // 8)
-            header.kind = SHM_RECORD_SKIP
-            self.ring.lap_end = tail
+            if position >= self.window:
+                header = <shm_record_header_t *>(self.data + position)
+                header.length = <uint32_t>((self.capacity - position) // 8)
+                header.kind = SHM_RECORD_SKIP
+                self.ring.lap_end = tail
             self.trim_locked(position, 0, True)
-            tail += self.capacity - position
-            publish(&self.ring.producer_redo, &self.ring.tail, &self.ring.puts, tail,
-                    self.ring.puts)
-            self.cached_tail = self.local_head = tail
+            if position >= self.window:
+                tail += self.capacity - position
+                publish(&self.ring.producer_redo, &self.ring.tail, &self.ring.puts, tail,
+                        self.ring.puts)
+                self.cached_tail = self.local_head = tail
         lock_release(&self.ring.producer_lock)
 
     cdef object take_record_locked(self, shm_record_header_t *header, uint32_t *kind,
