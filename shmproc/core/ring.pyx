@@ -458,15 +458,9 @@ cdef class MessageRing:
                     break         # publish what is written; the next put raises
                 raise
             if record_at != position:
-                header = <shm_record_header_t *>(self.data + position)
-                header.length = <uint32_t>((total - need) // 8)
-                header.kind = SHM_RECORD_SKIP
-                if record_at == 0:
-                    # Before tail: a writer killed in between leaves lap_end in the tail's own lap,
-                    # which leap_target() does not take for the previous lap's end.
-                    ring.lap_end = tail
-                    if self.growable:
-                        self.trim_locked(position, need, self.cached_head == tail)
+                self.write_skip_locked(tail, total - need)
+                if record_at == 0 and self.growable:
+                    self.trim_locked(position, need, self.cached_head == tail)
             header = <shm_record_header_t *>(self.data + record_at)
             header.length = <uint32_t>item.length
             header.kind = item.kind
@@ -527,6 +521,18 @@ cdef class MessageRing:
         if target <= (tail & self.mask) or target + need + sizeof(shm_record_header_t) > self.capacity:
             return 0
         return target
+
+    cdef inline void write_skip_locked(self, uint64_t tail, uint64_t distance) noexcept:
+        """Under the producer lock: a SKIP header at the tail, standing for the next distance bytes.
+        One that ends the lap (a wrap) is named by lap_end, stored here, before the tail that
+        publishes it: a writer killed in between leaves lap_end in the tail's own lap, which is not
+        taken for the previous lap's end (past_lagging_reader)."""
+        cdef uint64_t position = tail & self.mask
+        cdef shm_record_header_t *header = <shm_record_header_t *>(self.data + position)
+        header.length = <uint32_t>(distance // 8)
+        header.kind = SHM_RECORD_SKIP
+        if position + distance == self.capacity:
+            self.ring.lap_end = tail
 
     cdef inline int reserve_locked(self, uint64_t end) except -1:
         """Under the producer lock: make sure the pages of the data area below end are allocated
@@ -804,17 +810,13 @@ cdef class MessageRing:
         anywhere in it leaves what a killed writer or reader would (invariant 3)."""
         cdef uint64_t tail = self.local_head
         cdef uint64_t position = tail & self.mask
-        cdef shm_record_header_t *header
         if not self.growable or self.ring.reserved <= 2 * self.window:
             return
         if not lock_try(&self.ring.producer_lock, shm_current_pid()):
             return
         if shm_load_u64(&self.ring.tail) == tail:
             if position >= self.window:
-                header = <shm_record_header_t *>(self.data + position)
-                header.length = <uint32_t>((self.capacity - position) // 8)
-                header.kind = SHM_RECORD_SKIP
-                self.ring.lap_end = tail
+                self.write_skip_locked(tail, self.capacity - position)
             self.trim_locked(position, 0, True)
             if position >= self.window:
                 tail += self.capacity - position
