@@ -164,14 +164,12 @@ class BaseContext(_mp_context.BaseContext):
             from multiprocessing import connection
         return connection.Pipe(duplex)
 
-    def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None):
-        """Returns a process pool object"""
-        pool = _shmproc_or_none("shmproc.pool")
-        context = self.get_context()
-        if pool is None:
-            from multiprocessing import pool
-            context = _StandardPoolContext(context)
-        return pool.Pool(processes, initializer, initargs, maxtasksperchild, context=context)
+    def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None, **options):
+        """Returns a process pool object (options: retries, task_timeout, cluster; see
+        shmproc.pool.Pool)"""
+        from shmproc.pool import Pool
+        return Pool(processes, initializer, initargs, maxtasksperchild,
+                    context=self.get_context(), **options)
 
     def Manager(self):
         """Returns a manager associated with a running server process"""
@@ -181,20 +179,6 @@ class BaseContext(_mp_context.BaseContext):
         manager = managers.SyncManager(ctx=self.get_context())
         manager.start()
         return manager
-
-
-class _StandardPoolContext:
-    """What multiprocessing.Pool gets as its context: shmproc's processes, but the standard library's
-    SimpleQueue, whose pipe internals (_reader, _writer, _poll) the pool's threads use directly."""
-
-    def __init__(self, context):
-        self._context = context
-
-    def SimpleQueue(self):
-        return self._context._standard_library_context().SimpleQueue()
-
-    def __getattr__(self, name):
-        return getattr(self._context, name)
 
 
 class DefaultContext(_mp_context.DefaultContext, BaseContext):

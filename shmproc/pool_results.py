@@ -103,6 +103,10 @@ class ApplyResult:
             return self._value
         raise self._value
 
+    def _start(self):
+        """The engine is about to send the task: False if it must not (a cancelled future)."""
+        return True
+
     def _set_result(self, index, success, value):
         self._success, self._value = success, value
         self._finish()

@@ -1,0 +1,141 @@
+"""The loop a pool worker runs: take a batch of tasks from its own ring, run them, send results.
+
+A worker owns one slot of the pool's ownership record (shared memory, see shmproc/pool_engine.py):
+before it calls the user's function it writes the task's sequence number and the time; after, it
+clears the time and counts the task. When the worker dies, the parent reads the slot and knows which
+task was running (lost), which ones before it finished (their results are in the result ring, or
+went down with the worker), and which ones after it never started (sent again elsewhere, no harm).
+
+Results go back in one ring record per batch (or sooner, when a batch runs long), so a tiny task
+costs a few list appends, not a message. A result that is not a plain scalar is pickled on its own
+here, so that one result which cannot be pickled (or unpickled in the parent) fails its own task
+and not its neighbours. Every result object sent stays referenced here until the parent
+acknowledges that it has unpickled it: a shared array the worker created and dropped is still alive
+when the parent attaches it.
+"""
+import os
+import pickle
+import signal
+import time
+import traceback
+from multiprocessing.pool import ExceptionWithTraceback, MaybeEncodingError
+
+__all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED",
+           "FIELD_DONE", "FIELD_BUSY", "PLAIN", "PICKLED", "FAILED"]
+
+# Task kinds: how a task's item becomes a call.
+APPLY, MAP, STARMAP = 0, 1, 2
+
+# The ownership record: RECORD_FIELDS int64 words per worker slot.
+RECORD_FIELDS = 4
+FIELD_SEQ = 0        # sequence number of the task taken last
+FIELD_STARTED = 1    # monotonic ns when it started; 0 once it has finished
+FIELD_DONE = 2       # tasks finished by this slot (all its workers)
+FIELD_BUSY = 3       # ns spent in tasks by this slot
+
+# How each result travels: the object itself, or pickled here (a value, or a failure).
+PLAIN, PICKLED, FAILED = "v", "p", "e"
+_PLAIN_TYPES = frozenset((int, float, str, bytes, bool, type(None), complex))
+
+# A batch that runs longer than this sends what it has finished so far.
+_FLUSH_AFTER_NS = 2_000_000
+
+
+def _pickled(obj):
+    buffers = []
+    data = pickle.dumps(obj, 5, buffer_callback=buffers.append)
+    return (data, buffers) if buffers else data
+
+
+def _encode_failure(exc):
+    try:
+        return _pickled(ExceptionWithTraceback(exc, exc.__traceback__))
+    except Exception as pickling_error:
+        wrapped = MaybeEncodingError(pickling_error, exc)
+        return _pickled(ExceptionWithTraceback(wrapped, exc.__traceback__))
+
+
+def _encode_value(value):
+    try:
+        return PICKLED, _pickled(value)
+    except Exception as exc:
+        return FAILED, _pickled(MaybeEncodingError(exc, value))
+
+
+def worker_main(slot, tasks, results, record_handle, initializer, initargs):
+    """The target of every worker process. Returns when the parent sends None."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from shmproc import _core
+    block = _core.Block.attach(record_handle) if isinstance(record_handle, tuple) else record_handle
+    record = memoryview(block).cast("q")
+    base = slot * RECORD_FIELDS
+    if initializer is not None:
+        initializer(*initargs)
+    held = []                # (batch number, results) sent but not yet acknowledged
+    clock = time.monotonic_ns
+    pid = os.getpid()
+    while True:
+        message = tasks.get()
+        if message is None:
+            return
+        acknowledged = message[0]
+        if held and held[0][0] <= acknowledged:
+            held = [entry for entry in held if entry[0] > acknowledged]
+        if len(message) == 1:
+            continue
+        _, batch, kind, func, first_seq, items = message
+        values, flags = [], []
+        plain = True
+        sent_upto = 0
+        flush_at = clock() + _FLUSH_AFTER_NS
+        for offset, item in enumerate(items):
+            record[base + FIELD_SEQ] = first_seq + offset
+            started = clock()
+            record[base + FIELD_STARTED] = started
+            try:
+                if kind == MAP:
+                    value = func(item)
+                elif kind == STARMAP:
+                    value = func(*item)
+                else:
+                    value = item[0](*item[1], **item[2])
+            except BaseException as exc:
+                values.append(_encode_failure(exc))
+                flags.append(FAILED)
+                plain = False
+                exc = None
+            else:
+                values.append(value)
+                if type(value) in _PLAIN_TYPES:
+                    flags.append(PLAIN)
+                else:
+                    flags.append(PICKLED)
+                    plain = False
+            finished = clock()
+            record[base + FIELD_STARTED] = 0
+            record[base + FIELD_DONE] += 1
+            record[base + FIELD_BUSY] += finished - started
+            if finished >= flush_at and offset + 1 < len(items):
+                _send(results, slot, batch, first_seq + sent_upto, values[sent_upto:],
+                      None if plain else flags[sent_upto:], held, pid)
+                sent_upto = offset + 1
+                flush_at = finished + _FLUSH_AFTER_NS
+        _send(results, slot, batch, first_seq + sent_upto, values[sent_upto:],
+              None if plain else flags[sent_upto:], held, pid)
+
+
+def _send(results, slot, batch, first_seq, values, flags, held, pid):
+    if flags is not None:
+        for index, flag in enumerate(flags):
+            if flag == PICKLED:
+                held.append((batch, values[index]))
+                flags[index], values[index] = _encode_value(values[index])
+        flags = "".join(flags)
+    try:
+        results.put((slot, pid, batch, first_seq, values, flags))
+    except Exception as exc:
+        # Only a failure of the ring itself is left (every object is plain or pickled already).
+        traceback.print_exc()
+        failure = _pickled(MaybeEncodingError(exc, "results"))
+        results.put((slot, pid, batch, first_seq, [failure] * len(values), FAILED * len(values)))
