@@ -66,8 +66,9 @@ def shmproc_context(context):
 
 
 def cluster_class(name):
+    import importlib
     try:
-        from shmproc import distributed
+        distributed = importlib.import_module("shmproc.distributed")
     except ModuleNotFoundError as exc:
         if exc.name != "shmproc.distributed":
             raise

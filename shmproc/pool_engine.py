@@ -211,6 +211,11 @@ class Engine:
             })
         return out
 
+    def cancel_pending(self):
+        """Cancel every submitted task not sent to a worker yet (futures that can be cancelled)."""
+        self._incoming.append(("cancel", None))
+        self._wake()
+
     def repopulate(self):
         """Start workers in empty slots now (multiprocessing's _repopulate_pool)."""
         for worker in self._workers:
@@ -321,8 +326,13 @@ class Engine:
         while self._incoming:
             entry = self._incoming.popleft()
             if type(entry) is tuple:
-                _, worker = entry
-                if worker.process is None or worker.process.exitcode is not None:
+                command, worker = entry
+                if command == "cancel":
+                    for job in self._jobs:
+                        cancel = getattr(job.sink, "_cancel", None)
+                        if cancel is not None and cancel():
+                            job.cancelled = True
+                elif worker.process is None or worker.process.exitcode is not None:
                     self._replace(worker)
             else:
                 self._jobs.append(entry)
@@ -590,13 +600,17 @@ class Engine:
         self._start_worker(worker)
 
     def _recover_tasks(self, worker, pid, exitcode):
+        """After a death: the task that was running is lost (or retried); the others never started,
+        or finished with their results still in the dead worker's batch, and run again."""
         base = worker.slot * _w.RECORD_FIELDS
         running_seq = self._record[base + _w.FIELD_SEQ]
+        was_running = self._record[base + _w.FIELD_STARTED] != 0
+        self._record[base + _w.FIELD_STARTED] = 0
         if exitcode < 0:
             how = f"was killed by {_signal_name(-exitcode)}"
         else:
             how = f"exited with code {exitcode}"
-        never_started = []
+        again = []
         for batch in worker.batches:
             for offset in range(batch.received, len(batch.items)):
                 seq = batch.first_seq + offset
@@ -606,21 +620,18 @@ class Engine:
                 retries_used, bounces = batch.attempt(offset)
                 if worker.timed_out == seq:
                     continue            # already failed with TaskTimeoutError
-                if seq > running_seq:
+                if seq != running_seq or not was_running:
                     if bounces + 1 >= _BOUNCE_LIMIT:
                         self._lost(job, index, item, pid, exitcode,
-                                   f"workers kept dying before starting it; the last one {how}")
+                                   f"workers kept dying around it; the last one {how}")
                     else:
-                        never_started.append((job, index, item, (retries_used, bounces + 1)))
-                    continue
-                if retries_used < self.retries:
-                    never_started.append((job, index, item, (retries_used + 1, bounces)))
-                    continue
-                when = ("while running it" if seq == running_seq
-                        else "after running it, before its result was sent")
-                self._lost(job, index, item, pid, exitcode, f"{how} {when}")
+                        again.append((job, index, item, (retries_used, bounces + 1)))
+                elif retries_used < self.retries:
+                    again.append((job, index, item, (retries_used + 1, bounces)))
+                else:
+                    self._lost(job, index, item, pid, exitcode, f"{how} while running it")
         worker.batches.clear()
-        self._requeued.extendleft(reversed(never_started))
+        self._requeued.extendleft(reversed(again))
 
     def _lost(self, job, index, item, pid, exitcode, what):
         task = _short_repr(item)
@@ -717,11 +728,19 @@ class Engine:
         self._jobs.clear()
 
     def release(self):
-        """After the pool thread has ended: give back the rings and the record."""
+        """After the pool thread has ended: give back the rings and the record (the Process
+        objects keep their arguments, the rings among them, until they are collected)."""
+        if self._stopped.is_set() is False:
+            return
         for worker in self._workers:
             if worker.ring is not None:
                 worker.ring.close()
-        self._results.close()
+                worker.ring = None
+            if worker.process is not None:
+                worker.process._args = ()
+        if self._results is not None:
+            self._results.close()
+            self._results = None
         for fd in (self._wake_read, self._wake_write):
             try:
                 os.close(fd)
