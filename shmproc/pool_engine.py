@@ -50,7 +50,8 @@ class Job:
     """One call to the pool: its tasks' input, function, options and where results go."""
 
     __slots__ = ("sink", "kind", "func", "source", "next_index", "length", "timeout", "chunksize",
-                 "buffersize", "consumed", "progress", "pending", "exhausted", "cancelled")
+                 "buffersize", "consumed", "progress", "pending", "exhausted", "cancelled",
+                 "input_error")
 
     def __init__(self, sink, kind, func, source, *, length=None, timeout=None, chunksize=None,
                  buffersize=None, progress=None):
@@ -68,14 +69,21 @@ class Job:
         self.pending = 0                # tasks taken from source whose result is not in yet
         self.exhausted = False
         self.cancelled = False
+        self.input_error = None
 
     def _take(self, count):
-        """Up to count items from the source (fewer when the buffer or the input ends)."""
+        """Up to count items from the source (fewer when the buffer or the input ends). An
+        exception from the input is kept in input_error, after the items read before it."""
         if self.buffersize is not None:
             count = min(count, self.consumed + self.buffersize - self.next_index)
         if count <= 0:
             return []
-        items = list(itertools.islice(self.source, count))
+        items = []
+        try:
+            items.extend(itertools.islice(self.source, count))
+        except BaseException as exc:
+            self.input_error = exc
+            return items
         if len(items) < count:
             self.exhausted = True
         return items
@@ -385,17 +393,15 @@ class Engine:
                 self._jobs.popleft()
                 self._finish_input(job)
                 continue
-            try:
-                items = job._take(min(limit, self._batch_size(job)))
-            except BaseException as exc:
-                # The input iterator raised: that position fails, the job ends there.
-                job.exhausted = True
-                self._jobs.popleft()
-                job.pending += 1
-                self._fail(job, job.next_index, exc)
-                job.next_index += 1
-                self._finish_input(job)
-                continue
+            items = job._take(min(limit, self._batch_size(job)))
+            if job.input_error is not None:
+                # As multiprocessing: with chunks, the error takes the place of its whole chunk.
+                keep = items and job.chunksize is None
+                batch = self._batch_of(worker, job, items) if keep else None
+                self._input_failed(job)
+                if batch is None:
+                    continue
+                return batch
             if not items:
                 if job.exhausted:
                     self._jobs.popleft()
@@ -407,15 +413,36 @@ class Engine:
                        j.next_index >= j.consumed + j.buffersize for j in self._jobs):
                     return None
                 continue
-            first = job.next_index
-            job.next_index += len(items)
-            job.pending += len(items)
-            seq = next(self._seq)
-            for _ in range(len(items) - 1):
-                next(self._seq)
-            return _Batch(next(worker.batch_numbers), seq, job, first, items, None, job.kind,
-                          job.func)
+            return self._batch_of(worker, job, items)
         return None
+
+    def _batch_of(self, worker, job, items):
+        first = job.next_index
+        job.next_index += len(items)
+        job.pending += len(items)
+        if job.length is not None and job.next_index >= job.length and self._jobs[0] is job:
+            # Done with its input: drop it now, so the input is not kept alive by the pool.
+            job.exhausted = True
+            self._jobs.popleft()
+            job.source = None
+        seq = next(self._seq)
+        for _ in range(len(items) - 1):
+            next(self._seq)
+        return _Batch(next(worker.batch_numbers), seq, job, first, items, None, job.kind,
+                      job.func)
+
+    def _input_failed(self, job):
+        """The input iterator raised: that position fails, and the job ends there."""
+        error, job.input_error = job.input_error, None
+        job.exhausted = True
+        job.source = None
+        if self._jobs and self._jobs[0] is job:
+            self._jobs.popleft()
+        job.pending += 1
+        position = job.next_index
+        job.next_index += 1
+        self._finish_input(job)
+        self._fail(job, position, error)
 
     def _apply_batch(self, worker, limit):
         """Consecutive apply/submit jobs, one task each, in one batch."""
