@@ -491,8 +491,12 @@ class Engine:
         else:
             payload_items = batch.items
             func = batch.func
+        if type(batch.jobs) is list:
+            stamp_each = any(job.timeout is not None for job in batch.jobs)
+        else:
+            stamp_each = batch.jobs.timeout is not None
         message = (worker.acknowledged, batch.number, batch.kind, func, batch.first_seq,
-                   payload_items)
+                   payload_items, stamp_each)
         try:
             worker.ring.put(message)
         except Exception:
