@@ -351,8 +351,9 @@ class Engine:
     def _idle(self):
         if self._requeued or self._incoming:
             return False
-        if any(not job.exhausted for job in self._jobs):
-            return False
+        for job in self._jobs:
+            if not job.cancelled and (job.kind == _w.APPLY or not job.exhausted):
+                return False
         return not any(worker.batches for worker in self._workers)
 
     def _stop_workers(self):
