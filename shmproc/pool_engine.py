@@ -317,11 +317,15 @@ class Engine:
                 dead = []
                 for fd, _ in events:
                     if fd == self._wake_read:
-                        self._wake_pending = False
+                        # Read first, then clear: a byte written between the two would otherwise
+                        # be consumed with the flag left set, and no caller would write again.
+                        # A caller that sees the flag still set has queued its job before this
+                        # thread takes the incoming queue below.
                         try:
                             os.read(self._wake_read, 4096)
                         except BlockingIOError:
                             pass
+                        self._wake_pending = False
                     elif fd != results_fd:
                         worker = self._by_fd.get(fd)
                         if worker is not None:
