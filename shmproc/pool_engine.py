@@ -118,7 +118,7 @@ class _Batch:
     """Tasks sent to one worker in one message; results come back in order."""
 
     __slots__ = ("number", "first_seq", "jobs", "indices", "items", "attempts", "received", "kind",
-                 "func")
+                 "func", "mode")
 
     def __init__(self, number, first_seq, jobs, indices, items, attempts, kind, func):
         self.number = number
@@ -130,6 +130,16 @@ class _Batch:
         self.received = 0
         self.kind = kind
         self.func = func
+        if type(jobs) is list:
+            timed = any(job.timeout is not None for job in jobs)
+        else:
+            timed = jobs.timeout is not None
+        if timed:
+            self.mode = _w.STAMPED
+        elif type(jobs) is not list and jobs.chunksize is not None and len(items) > 1:
+            self.mode = _w.RUNS         # the caller asked for chunks
+        else:
+            self.mode = _w.PRECISE
 
     def job(self, offset):
         return self.jobs[offset] if type(self.jobs) is list else self.jobs
@@ -182,7 +192,7 @@ class Engine:
         self._record = memoryview(self._record_block).cast("q")
         self._workers = [_Worker(slot) for slot in range(processes)]
         self.pool = []                  # the live Process objects (multiprocessing's _pool)
-        self._seq = itertools.count(1)
+        self._next_seq = 1              # task numbers, for the ownership record
         self._jobs = collections.deque()          # jobs with tasks still to hand out
         self._requeued = collections.deque()      # (job, index, item, (retries, bounces))
         self._incoming = collections.deque()      # from callers: jobs, and control wake-ups
@@ -424,7 +434,7 @@ class Engine:
         limit = worker.budget if worker.budget is not None else _MAX_BATCH
         if self._requeued:
             job, index, item, attempt = self._requeued.popleft()
-            return _Batch(next(worker.batch_numbers), next(self._seq), [job], [index], [item],
+            return _Batch(next(worker.batch_numbers), self._take_seqs(1), [job], [index], [item],
                           [attempt], job.kind, job.func)
         while self._jobs:
             job = self._jobs[0]
@@ -469,11 +479,14 @@ class Engine:
             job.exhausted = True
             self._jobs.popleft()
             job.source = None
-        seq = next(self._seq)
-        for _ in range(len(items) - 1):
-            next(self._seq)
+        seq = self._take_seqs(len(items))
         return _Batch(next(worker.batch_numbers), seq, job, first, items, None, job.kind,
                       job.func)
+
+    def _take_seqs(self, count):
+        first = self._next_seq
+        self._next_seq += count
+        return first
 
     def _input_failed(self, job):
         """The input iterator raised: that position fails, and the job ends there."""
@@ -505,9 +518,7 @@ class Engine:
                 break
         if not items:
             return self._next_batch(worker) if self._jobs else None
-        seq = next(self._seq)
-        for _ in range(len(items) - 1):
-            next(self._seq)
+        seq = self._take_seqs(len(items))
         return _Batch(next(worker.batch_numbers), seq, jobs, [0] * len(jobs), items, None,
                       _w.APPLY, None)
 
@@ -532,12 +543,8 @@ class Engine:
         else:
             payload_items = batch.items
             func = batch.func
-        if type(batch.jobs) is list:
-            stamp_each = any(job.timeout is not None for job in batch.jobs)
-        else:
-            stamp_each = batch.jobs.timeout is not None
         message = (worker.acknowledged, batch.number, batch.kind, func, batch.first_seq,
-                   payload_items, stamp_each)
+                   payload_items, batch.mode)
         try:
             worker.ring.put(message)
         except Exception:
@@ -693,6 +700,12 @@ class Engine:
                 retries_used, bounces = batch.attempt(offset)
                 if worker.timed_out == seq:
                     continue            # already failed with TaskTimeoutError
+                if (was_running and batch.mode == _w.RUNS
+                        and running_seq <= seq < running_seq + _w.RUN_LENGTH):
+                    # The record names the run, not the task: run each of its tasks again on
+                    # its own, where the one that kills its worker is named.
+                    again.append((job, index, item, (retries_used, bounces + 1)))
+                    continue
                 if seq != running_seq or not was_running:
                     if bounces + 1 >= _BOUNCE_LIMIT:
                         self._lost(job, index, item, pid, exitcode,
@@ -801,16 +814,13 @@ class Engine:
         self._jobs.clear()
 
     def release(self):
-        """After the pool thread has ended: give back the rings and the record (the Process
-        objects keep their arguments, the rings among them, until they are collected)."""
+        """After the pool thread has ended: give back the rings."""
         if self._stopped.is_set() is False:
             return
         for worker in self._workers:
             if worker.ring is not None:
                 worker.ring.close()
                 worker.ring = None
-            if worker.process is not None:
-                worker.process._args = ()
         if self._results is not None:
             self._results.close()
             self._results = None

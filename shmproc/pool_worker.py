@@ -13,6 +13,7 @@ and not its neighbours. Every result object sent stays referenced here until the
 acknowledges that it has unpickled it: a shared array the worker created and dropped is still alive
 when the parent attaches it.
 """
+import itertools
 import os
 import pickle
 import signal
@@ -20,11 +21,16 @@ import time
 import traceback
 from multiprocessing.pool import ExceptionWithTraceback, MaybeEncodingError
 
-__all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED",
+__all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "PRECISE", "STAMPED", "RUNS", "RUN_LENGTH", "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED",
            "FIELD_DONE", "FIELD_BUSY", "PLAIN", "PICKLED", "FAILED"]
 
 # Task kinds: how a task's item becomes a call.
 APPLY, MAP, STARMAP = 0, 1, 2
+
+# Batch modes: what the record tells of each task. PRECISE: each task's number, one start time
+# per batch; STAMPED: each task's number and start time (tasks with a timeout); RUNS: the number
+# of the first task of each run of RUN_LENGTH (chunked maps: no work at all around a call).
+PRECISE, STAMPED, RUNS = 0, 1, 2
 
 # The ownership record: RECORD_FIELDS int64 words per worker slot.
 RECORD_FIELDS = 4
@@ -84,21 +90,22 @@ def worker_main(slot, tasks, results, record_handle, initializer, initargs):
             held = [entry for entry in held if entry[0] > acknowledged]
         if len(message) == 1:
             continue
-        _, batch, kind, func, first_seq, items, stamp_each = message
-        if stamp_each:
+        _, batch, kind, func, first_seq, items, mode = message
+        if mode == STAMPED:
             _run_stamped(batch, kind, func, first_seq, items, record, base, clock, results,
                          slot, held, pid)
         else:
             _run_fast(batch, kind, func, first_seq, items, record, base, clock, results, slot,
-                      held, pid)
+                      held, pid, mode == RUNS)
 
 
 def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results, slot, held,
-              pid):
-    """A batch whose tasks have no timeout: the record gets each task's number, and one start
-    time for the whole batch (cleared when the batch ends), so a death still names its task.
-    Tasks run in runs of _RUN_LENGTH with nothing but the record write around each call; the
-    clock is read between runs (to send early what a long batch has finished)."""
+              pid, by_runs):
+    """A batch whose tasks have no timeout: the record gets each task's number (by_runs: the
+    number of the first task of each run of RUN_LENGTH), and one start time for the whole batch
+    (cleared when the batch ends), so a death names its task (by_runs: its run). Tasks run in
+    runs with nothing but the record write around each call (by_runs: nothing at all); the clock
+    is read between runs (to send early what a long batch has finished)."""
     values = []
     failures = {}                       # offset -> encoded failure
     seq_field = base + FIELD_SEQ
@@ -109,16 +116,24 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
     count = len(items)
     position = 0
     while position < count:
-        stop = min(position + _RUN_LENGTH, count)
+        stop = min(position + RUN_LENGTH, count)
         try:
-            _run_tasks(kind, func, items, position, stop, first_seq, record, seq_field, values)
+            if by_runs:
+                record[seq_field] = first_seq + position
+                if kind == MAP:
+                    values.extend(map(func, items[position:stop]))
+                else:
+                    values.extend(itertools.starmap(func, items[position:stop]))
+            else:
+                _run_tasks(kind, func, items, position, stop, first_seq, record, seq_field,
+                           values)
         except BaseException as exc:
             # The task at len(values) raised: its failure takes its place; go on after it.
             failures[len(values)] = _encode_failure(exc)
             values.append(None)
             exc = None
         position = len(values)
-        if position % _RUN_LENGTH and position < stop:
+        if position % RUN_LENGTH and position < stop:
             continue
         now = clock()
         if now >= flush_at and position < count:
@@ -133,7 +148,7 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
     _send_run(results, slot, batch, first_seq, values, sent_upto, count, failures, held, pid)
 
 
-_RUN_LENGTH = 64
+RUN_LENGTH = 64
 
 
 def _run_tasks(kind, func, items, start, stop, first_seq, record, seq_field, values):
