@@ -53,7 +53,7 @@ def compare(start_method, rounds):
     samples = {name: [] for name in contexts}
     # Fork server, resource tracker, first imports: not timed. The fork server is shared by both
     # libraries and shmproc's first process starts it, as it would in a program using shmproc: it
-    # then preloads shmproc.process, which multiprocessing's children inherit and do not use.
+    # then preloads shmproc.context, which multiprocessing's children inherit and do not use.
     for ctx in contexts.values():
         timed_batch(ctx, 2, [])
     names = list(contexts)

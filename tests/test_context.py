@@ -60,11 +60,11 @@ class TestContextApi:
         assert context.assert_spawning is multiprocessing.context.assert_spawning
 
     def test_process_classes(self):
-        assert DEFAULT.Process is process.Process
-        assert DEFAULT.get_context("fork").Process is process.ForkProcess
-        assert DEFAULT.get_context("spawn").Process is process.SpawnProcess
-        assert DEFAULT.get_context("forkserver").Process is process.ForkServerProcess
-        assert issubclass(process.Process, multiprocessing.process.BaseProcess)
+        assert DEFAULT.Process is context.Process
+        assert DEFAULT.get_context("fork").Process is context.ForkProcess
+        assert DEFAULT.get_context("spawn").Process is context.SpawnProcess
+        assert DEFAULT.get_context("forkserver").Process is context.ForkServerProcess
+        assert issubclass(context.Process, multiprocessing.process.BaseProcess)
 
     def test_primitives_are_shmprocs(self):
         ctx = DEFAULT.get_context("spawn")
@@ -153,7 +153,7 @@ class TestStartMethods:
         assert reader.recv() == method
         p.join(10)
         assert p.exitcode == 0
-        assert isinstance(p, process.Process)
+        assert isinstance(p, context.Process)
 
     @pytest.mark.parametrize("method", METHODS)
     def test_child_of_a_concrete_context_defaults_to_its_method(self, fresh_default, method):

@@ -221,7 +221,7 @@ class TestAttributes:
         # neither fail nor wait out its timeout.
         previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
         try:
-            p = process.ForkProcess(target=support.do_nothing)
+            p = context.ForkProcess(target=support.do_nothing)
             p.start()
             time.sleep(0.2)
             started = time.monotonic()
@@ -286,7 +286,7 @@ class TestAttributes:
                 os.fstat(sentinel)
 
 
-class Doubler(process.ForkProcess):
+class Doubler(context.ForkProcess):
     def __init__(self, conn, value):
         super().__init__()
         self.conn = conn
@@ -297,7 +297,7 @@ class Doubler(process.ForkProcess):
         self.conn.close()
 
 
-class SpawnDoubler(process.SpawnProcess):
+class SpawnDoubler(context.SpawnProcess):
     run = Doubler.run
 
     def __init__(self, conn, value):
@@ -360,8 +360,8 @@ class TestBadInput:
         p.join(10)
 
     def test_checks_survive_python_dash_o(self):
-        code = ("from shmproc import process\n"
-                "p = process.ForkProcess(target=int)\n"
+        code = ("from shmproc import context, process\n"
+                "p = context.ForkProcess(target=int)\n"
                 "try:\n"
                 "    p.join()\n"
                 "except process.ProcessStateError:\n"
@@ -425,7 +425,7 @@ class TestBadInput:
         assert p.pid is None
 
     def test_join_from_another_process_is_refused(self):
-        p = process.ForkProcess(target=support.do_nothing)
+        p = context.ForkProcess(target=support.do_nothing)
         p.start()
         p.join(10)
         p._parent_pid = -1
@@ -589,7 +589,7 @@ class TestLifetime:
     def test_child_forked_from_a_finished_thread_survives_it(self):
         # PR_SET_PDEATHSIG fires when the forking *thread* ends: a child started from a
         # short-lived thread must not die with that thread.
-        p = process.ForkProcess(target=support.sleep_for, args=(1,))
+        p = context.ForkProcess(target=support.sleep_for, args=(1,))
         starter = threading.Thread(target=p.start)
         starter.start()
         starter.join(10)
