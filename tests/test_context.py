@@ -67,14 +67,14 @@ class TestContextApi:
         assert issubclass(context.Process, multiprocessing.process.BaseProcess)
 
     def test_primitives_are_shmprocs(self):
-        ctx = DEFAULT.get_context("spawn")
-        assert isinstance(ctx.Lock(), synchronize.Lock)
-        assert isinstance(ctx.RLock(), synchronize.RLock)
-        assert isinstance(ctx.Semaphore(2), synchronize.Semaphore)
-        assert isinstance(ctx.BoundedSemaphore(2), synchronize.BoundedSemaphore)
-        assert isinstance(ctx.Event(), synchronize.Event)
-        assert isinstance(ctx.Condition(), synchronize.Condition)
-        assert isinstance(ctx.Barrier(2), synchronize.Barrier)
+        shm_ctx = DEFAULT.get_context("spawn")
+        assert isinstance(shm_ctx.Lock(), synchronize.Lock)
+        assert isinstance(shm_ctx.RLock(), synchronize.RLock)
+        assert isinstance(shm_ctx.Semaphore(2), synchronize.Semaphore)
+        assert isinstance(shm_ctx.BoundedSemaphore(2), synchronize.BoundedSemaphore)
+        assert isinstance(shm_ctx.Event(), synchronize.Event)
+        assert isinstance(shm_ctx.Condition(), synchronize.Condition)
+        assert isinstance(shm_ctx.Barrier(2), synchronize.Barrier)
 
     def test_queues_and_pipes_work(self):
         queue = DEFAULT.Queue()
@@ -112,10 +112,10 @@ class TestStartMethods:
     def test_get_context(self):
         assert DEFAULT.get_context() is DEFAULT.get_context(DEFAULT.get_start_method())
         for method in METHODS:
-            ctx = DEFAULT.get_context(method)
-            assert ctx.get_start_method() == method
-            assert ctx.get_context() is ctx
-            assert ctx.get_context("spawn") is DEFAULT.get_context("spawn")
+            shm_ctx = DEFAULT.get_context(method)
+            assert shm_ctx.get_start_method() == method
+            assert shm_ctx.get_context() is shm_ctx
+            assert shm_ctx.get_context("spawn") is DEFAULT.get_context("spawn")
         with pytest.raises(ValueError, match="cannot find context"):
             DEFAULT.get_context("teleport")
 

@@ -20,10 +20,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-import support
 import support_queues
 from support_queues import joined, started
-from test_segments import shm_directory_on_tmpfs
+from support_segments import mounted_tmpfs, shm_directory_on_tmpfs
 from shmproc.queues import Empty, Full, JoinableQueue, Queue, SimpleQueue, TaskLostError
 
 JOIN_TIMEOUT = 30
@@ -349,7 +348,7 @@ def test_bounded_by_maxsize_not_by_bytes():
 def test_full_shared_memory_is_an_error_in_put_and_loses_nothing(monkeypatch):
     """Growth that /dev/shm cannot hold raises OSError(ENOSPC) in put(), never SIGBUS; what was put
     before is intact, and the queue works on once drained."""
-    with support.mounted_tmpfs("1m") as path:
+    with mounted_tmpfs("1m") as path:
         if path is None:
             pytest.skip("cannot mount a tmpfs here (not root?)")
         monkeypatch.setenv("SHMPROC_SHM_DIR", path)
@@ -647,9 +646,9 @@ def test_shmproc_processes_under_every_start_method(start_method):
     """Queues reach children started by shmproc's own Process, forkserver included; the parent
     drops its queue objects right after start(), as programs do."""
     import shmproc
-    ctx = shmproc.get_context(start_method)
-    q, results = ctx.Queue(), ctx.Queue()
-    child = started(ctx, support_queues.get_and_report, q, results, 3, JOIN_TIMEOUT)
+    shm_ctx = shmproc.get_context(start_method)
+    q, results = shm_ctx.Queue(), shm_ctx.Queue()
+    child = started(shm_ctx, support_queues.get_and_report, q, results, 3, JOIN_TIMEOUT)
     q.put_many([1, "two", np.arange(3.0)])
     got = [results.get(timeout=JOIN_TIMEOUT) for _ in range(3)]
     assert got[:2] == [1, "two"] and np.array_equal(got[2], np.arange(3.0))

@@ -11,7 +11,7 @@ import pytest
 import shmproc
 from shmproc._core import allocate
 
-import support
+import support_synchronize as support
 
 JOIN = 20  # seconds: a generous bound on any child that should finish
 

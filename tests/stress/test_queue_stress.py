@@ -179,7 +179,7 @@ def test_writer_killed_inside_a_fresh_range_write(monkeypatch):
     a dead process until every other slot is taken; then it is recovered with its range punched
     out (a range with holes is never reused warm: a copy into a hole SIGBUSes on a full /dev/shm),
     and the queue goes on. Needs ~0.7 GB of memory for a moment (255 slots of 2 MiB)."""
-    from test_segments import shm_directory_on_tmpfs
+    from support_segments import shm_directory_on_tmpfs
 
     def used(path):
         info = os.statvfs(path)
