@@ -6,10 +6,13 @@ Rows in one process time a statement in a loop; "2 processes" rows fork two coun
 per core) for both libraries; hand-off rows send an array over a multiprocessing Pipe to a running
 child, which unpickles it, touches it and answers. Every row runs its two candidates interleaved
 and prints the medians of the repeats. "speed-up" is multiprocessing's time over shmproc's; the
-issue's target for the row, if it has one, is in the last column.
+target for the row (docs/sharedctypes.md), if it has one, is in the last column.
 """
 import functools
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # OpenBLAS's idle threads spin in this process after numpy loads, taking CPU from the children.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -18,8 +21,9 @@ import numpy as np  # noqa: E402
 
 import shmproc.ndarray  # noqa: E402
 import shmproc.sharedctypes  # noqa: E402
-from shmproc.bench.primitives import FORK  # noqa: E402
-from shmproc.bench.sharedctypes import ArrayHandoff, counter_in_processes, pickled_size  # noqa: E402
+from benchmarks.common import FORK  # noqa: E402
+from benchmarks.ndarray import ArrayHandoff, pickled_size  # noqa: E402
+from benchmarks.sharedctypes import counter_in_processes  # noqa: E402
 from shmproc.bench.timing import (comparison_arguments, format_ratio, format_seconds, format_table, interleaved,  # noqa: E402
                                   medians, per_call)
 

@@ -11,8 +11,8 @@ import queue as queue_module
 import threading
 import time
 
-from shmproc.bench.timing import interleaved
-from shmproc.bench.workloads import WORKLOADS
+from .timing import interleaved
+from .workloads import WORKLOADS
 
 __all__ = [
     "DEFAULT_START_METHOD", "MODES", "PROCESS_BACKENDS", "check_available", "measure_table",
