@@ -7,7 +7,7 @@
 For each start method the two libraries run in alternating batches in this one process (the
 order flips every round, so drift in the machine's load falls on both), each start + join timed
 on its own; the table gives the medians and the speed-up (multiprocessing's time over shmproc's:
-above 1, shmproc is faster). Issue 4 asks for 1.2 or more with fork, 1.0 or more otherwise.
+above 1, shmproc is faster). The target (docs/process.md): 1.2 or more with fork, 1.0 or more otherwise.
 """
 import argparse
 import compileall

@@ -18,14 +18,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-
-import shmproc.ndarray  # noqa: E402
-import shmproc.sharedctypes  # noqa: E402
 from benchmarks.common import FORK  # noqa: E402
 from benchmarks.ndarray import ArrayHandoff, pickled_size  # noqa: E402
 from benchmarks.sharedctypes import counter_in_processes  # noqa: E402
-from shmproc.bench.timing import (comparison_arguments, format_ratio, format_seconds, format_table, interleaved,  # noqa: E402
-                                  medians, per_call)
+
+import shmproc.ndarray  # noqa: E402
+import shmproc.sharedctypes  # noqa: E402
+from shmproc.bench.timing import (  # noqa: E402
+    comparison_arguments,
+    format_ratio,
+    format_seconds,
+    format_table,
+    interleaved,
+    medians,
+    per_call,
+)
 
 LOCKED_INCREMENT = "with v.get_lock(): v.value += 1"
 
@@ -76,8 +83,9 @@ def handoff_rows(sizes_mb, handoffs):
         plain = np.ones(megabytes << 20, dtype=np.uint8)
         shared = shmproc.ndarray.asshared(plain)
         row = f"hand a {megabytes} MB ndarray to a child ({pickled_size(shared)} B vs {pickled_size(plain)} B pickled)"
-        rows.append((row, "constant", {"shmproc": functools.partial(handoffs["shmproc"].seconds, shared),
-                                       "multiprocessing": functools.partial(handoffs["multiprocessing"].seconds, plain)}))
+        candidates = {"shmproc": functools.partial(handoffs["shmproc"].seconds, shared),
+                      "multiprocessing": functools.partial(handoffs["multiprocessing"].seconds, plain)}
+        rows.append((row, "constant", candidates))
     return rows
 
 

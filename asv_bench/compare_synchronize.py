@@ -15,11 +15,19 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import shmproc  # noqa: E402
 from benchmarks.common import FORK  # noqa: E402
 from benchmarks.synchronize import barrier_round, condition_ping_pong, contended_lock  # noqa: E402
-from shmproc.bench.timing import (comparison_arguments, format_ratio, format_seconds, format_table,  # noqa: E402
-                                  interleaved, medians, per_call)
+
+import shmproc  # noqa: E402
+from shmproc.bench.timing import (  # noqa: E402
+    comparison_arguments,
+    format_ratio,
+    format_seconds,
+    format_table,
+    interleaved,
+    medians,
+    per_call,
+)
 
 LIBRARIES = {"shmproc": shmproc, "multiprocessing": FORK, "threading": threading}
 

@@ -14,11 +14,19 @@ here first.
 The functions are small on purpose: some run in a forked child, where every object touched costs a
 copied page (docs/process.md), so they touch no more than the code they stand for.
 """
-import threading
-from multiprocessing import context as _mp_context
-from multiprocessing import forkserver as _mp_forkserver
-from multiprocessing import process as _mp_process
-from multiprocessing import util as _mp_util
+import multiprocessing.context
+import multiprocessing.forkserver
+import multiprocessing.process
+import multiprocessing.util
+import threading as _threading
+from typing import Any
+
+# Typed as Any: the type stubs of the standard library declare none of these private names.
+_mp_context: Any = multiprocessing.context
+_mp_forkserver: Any = multiprocessing.forkserver
+_mp_process: Any = multiprocessing.process
+_mp_util: Any = multiprocessing.util
+threading: Any = _threading
 
 __all__ = [
     "PRIVATE_NAMES",

@@ -254,7 +254,7 @@ class Process(BaseProcess):
 
 class DefaultContext(_mp_context.DefaultContext, BaseContext):
     """The context behind the module-level functions: its start method can be set once."""
-    Process = Process
+    Process = Process  # type: ignore[assignment]  # shmproc's, a subclass of BaseProcess
 
 
 class ForkContext(BaseContext):

@@ -42,7 +42,7 @@ class Popen:
     def __init__(self, process_obj):
         self.returncode = None
         self._sentinel = None
-        self._pipe_fds = ()
+        self._pipe_fds: tuple[int, ...] = ()
         self._owner_pid = os.getpid()
         # Buffered output not flushed before fork would be written twice, once by each process.
         try:

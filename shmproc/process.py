@@ -47,7 +47,7 @@ class BaseProcess(_mp_process.BaseProcess):
     # Whether _config is this object's own dict yet (see __init__).
     _config_is_private = False
 
-    def __init__(self, group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None):
+    def __init__(self, group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None):  # noqa: B006 - multiprocessing's signature, never mutated
         # multiprocessing's, minus what a process that is only started and joined never needs
         # (on the fork path every object made costs pages, docs/process.md): no registration in
         # the debugging WeakSet ``_dangling`` (only CPython's own test suite reads it), the

@@ -18,6 +18,7 @@ def hold_lock_and_die(lock, ready):
 
 def increment_under_lock(lock, counter_block_handle, times):
     import numpy as np
+
     from shmproc._core import Block
     counter = np.frombuffer(Block.attach(counter_block_handle), dtype=np.int64, count=1)
     for _ in range(times):
@@ -40,6 +41,7 @@ def acquire_and_report(lock, acquired, timeout):
 
 def semaphore_worker(sem, peak_lock, peak_block_handle, rounds):
     import numpy as np
+
     from shmproc._core import Block
     peak = np.frombuffer(Block.attach(peak_block_handle), dtype=np.int64, count=2)
     for _ in range(rounds):
@@ -64,6 +66,7 @@ def wait_event(event, seen, timeout):
 
 def condition_consumer(cond, items_block_handle, done):
     import numpy as np
+
     from shmproc._core import Block
     items = np.frombuffer(Block.attach(items_block_handle), dtype=np.int64, count=2)
     with cond:
@@ -76,6 +79,7 @@ def condition_consumer(cond, items_block_handle, done):
 
 def barrier_rounds(barrier, rounds, results_block_handle, slot):
     import numpy as np
+
     from shmproc._core import Block
     results = np.frombuffer(Block.attach(results_block_handle), dtype=np.int64, count=64)
     for _ in range(rounds):

@@ -7,6 +7,7 @@ import pytest
 
 import shmproc
 
+
 def test_all_names_exist():
     for name in shmproc.__all__:
         assert hasattr(shmproc, name), name

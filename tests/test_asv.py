@@ -4,7 +4,6 @@ allowed; a multiprocessing or threading row must have a figure. No timings are a
 import math
 
 import pytest
-
 import support_asv
 
 pytestmark = [

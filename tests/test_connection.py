@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 import pytest
-
 import support_queues
 from support_queues import joined, started
+
 from shmproc import _core
 from shmproc.connection import BufferTooShort, Connection, Pipe, wait
 from shmproc.queues import Queue

@@ -4,9 +4,9 @@ import multiprocessing
 import multiprocessing.context
 
 import pytest
-
 import support_process as support
-from shmproc import context, process, synchronize
+
+from shmproc import context, synchronize
 
 DEFAULT = context._default_context
 METHODS = ("fork", "spawn", "forkserver")

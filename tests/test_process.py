@@ -12,8 +12,8 @@ import time
 
 import psutil
 import pytest
-
 import support_process as support
+
 from shmproc import context, parent_death, process
 from shmproc.process import ProcessStateError
 

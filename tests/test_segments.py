@@ -1,5 +1,4 @@
 """Shared-memory segments: privacy, lifetime across SIGKILL, and a clear error when memory runs out."""
-import contextlib
 import errno
 import os
 import signal
@@ -9,11 +8,10 @@ import sys
 import time
 
 import pytest
-
-from shmproc._core import Block, Segment, allocate, shm_directory
-
 import support_segments
 from support_segments import mounted_tmpfs, shm_directory_on_tmpfs
+
+from shmproc._core import Block, Segment, allocate, shm_directory
 
 MB = 1 << 20
 JOIN = 20

@@ -7,8 +7,19 @@ Both libraries' primitives are exercised from processes started the same way (mu
 fork context), so only the primitive differs."""
 import time
 
-from .common import (FORK, JOIN_TIMEOUT, LIBRARIES, factories, implementation, per_call, pinned,
-                     placed, placement, running, side_by_side_ratio)
+from .common import (
+    FORK,
+    JOIN_TIMEOUT,
+    LIBRARIES,
+    factories,
+    implementation,
+    per_call,
+    pinned,
+    placed,
+    placement,
+    running,
+    side_by_side_ratio,
+)
 from .sharedctypes import increment
 
 CALLS = 1000

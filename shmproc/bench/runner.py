@@ -91,7 +91,7 @@ def run_once(workload, mode, workers, arguments, start_method=DEFAULT_START_METH
                 workload.body(**kwargs)
             drain(channel, expected_items)
         else:
-            factory = ThreadWorker if mode == "threads" else context.Process
+            factory = ThreadWorker if context is None else context.Process     # None: threads
             runners = [factory(target=workload.body, kwargs=kwargs) for _ in range(workers)]
             for runner in runners:
                 runner.start()
