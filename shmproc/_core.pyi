@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable, Optional
 from typing_extensions import disjoint_base
 
 SEMAPHORE_VALUE_MAX: int
+DEBUG: bool
 
 class OwnerDiedError(RuntimeError):
     pid: int
