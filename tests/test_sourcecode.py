@@ -63,13 +63,15 @@ def header(path):
 
 
 def named_paths(text):
-    """(path, line) for every repository path the text names."""
+    """(path, line, marked) for every repository path the text names; marked: followed by "(to
+    come)" somewhere in the text."""
+    found = []
     for number, line in enumerate(text.splitlines(), 1):
         for match in PATH.finditer(line):
-            path = match.group(1).rstrip(".,:;")
-            if line[match.end():].lstrip().startswith(NOT_WRITTEN_YET):
-                continue
-            yield path, number
+            following = line[match.end():].lstrip("`'\" ")
+            found.append((match.group(1).rstrip(".,:;"), number, following.startswith(NOT_WRITTEN_YET)))
+    to_come = {path for path, _number, marked in found if marked}
+    return [(path, number, path in to_come) for path, number, _marked in found]
 
 
 def exists(path, text_folder):
@@ -93,17 +95,20 @@ def test_every_path_the_docs_and_headers_name_exists():
     texts = {document: open(os.path.join(REPOSITORY, document), encoding="utf-8").read()
              for document in documents()}
     texts.update({path: header(path) for path in repository_files(SOURCE_FOLDERS, SOURCE_SUFFIXES)})
-    missing, checked = [], 0
+    missing, written, checked = [], [], 0
     for name, text in texts.items():
-        for path, line in named_paths(text):
+        for path, line, to_come in named_paths(text):
             found = exists(path, os.path.dirname(name))
             if found is None:
                 continue
             checked += 1
-            if not found:
+            if to_come and found:
+                written.append(f"{name}:{line}: {path}")
+            elif not to_come and not found:
                 missing.append(f"{name}:{line}: {path}")
     assert checked > 100, f"only {checked} paths found: is the pattern still right?"
     assert not missing, "paths named but not in the repository:\n" + "\n".join(missing)
+    assert not written, f"written now, so drop the {NOT_WRITTEN_YET!r} mark:\n" + "\n".join(written)
 
 
 def test_the_path_check_can_fail():
@@ -112,8 +117,8 @@ def test_the_path_check_can_fail():
     assert exists("internals/ring.md", "docs") is True
     assert exists("Lib/multiprocessing/queues.py", "docs") is None
     assert exists("shmproc/mp", "docs") is None
-    assert list(named_paths("see `docs/queues.md`, and shmproc/pool.py (to come)")) == [
-        ("docs/queues.md", 1)]
+    assert named_paths("see `docs/queues.md`, and `shmproc/pool.py` (to come)\nor shmproc/pool.py") == [
+        ("docs/queues.md", 1, False), ("shmproc/pool.py", 1, True), ("shmproc/pool.py", 2, True)]
 
 
 # Written in pieces so that this file does not match itself.
