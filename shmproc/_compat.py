@@ -15,7 +15,6 @@ The functions are small on purpose: some run in a forked child, where every obje
 copied page (docs/process.md), so they touch no more than the code they stand for.
 """
 import multiprocessing.context
-import multiprocessing.forkserver
 import multiprocessing.process
 import multiprocessing.util
 import threading as _threading
@@ -23,7 +22,6 @@ from typing import Any
 
 # Typed as Any: the type stubs of the standard library declare none of these private names.
 _mp_context: Any = multiprocessing.context
-_mp_forkserver: Any = multiprocessing.forkserver
 _mp_process: Any = multiprocessing.process
 _mp_util: Any = multiprocessing.util
 threading: Any = _threading
@@ -175,7 +173,10 @@ def choose_context(default_context, context):
 def add_forkserver_preload(modules):
     """Ask a fork server not started yet to import ``modules`` too. One already running (started
     by multiprocessing, say) serves as it is."""
-    server = _mp_forkserver._forkserver
+    # Imported here: it imports connection, resource_tracker and spawn, which a child started by
+    # another method need not load.
+    from multiprocessing import forkserver
+    server: Any = forkserver._forkserver
     preload = getattr(server, "_preload_modules", None)
     if isinstance(preload, list) and getattr(server, "_forkserver_pid", None) is None:
         for module in modules:
