@@ -40,7 +40,8 @@ def test_nothing_else_reads_a_private_name_of_the_standard_library():
                        for names in _compat.PRIVATE_NAMES.values() for name in names)
     pattern = re.compile(rf"\b(?:_mp_\w+|util|threading|forkserver|process)\.(?:{private})\b")
     offenders = [f"{path.relative_to(package)}:{number}"
-                 for path in sorted(package.rglob("*.py*")) if path.name != "_compat.py"
+                 for path in sorted(package.rglob("*"))
+                 if path.suffix in (".py", ".pyx", ".pxd", ".pxi") and path.name != "_compat.py"
                  for number, line in enumerate(path.read_text().splitlines(), 1)
                  if pattern.search(line)]
     assert not offenders, offenders
