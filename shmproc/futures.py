@@ -13,6 +13,7 @@ import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import TimeoutError as _WaitTimeout
+from typing import Any
 
 from shmproc import pool_worker as _w
 from shmproc.pool import (
@@ -91,7 +92,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(), *,
                  max_tasks_per_child=None, retries=0, task_timeout=None, cluster=None):
-        self._engine = None
+        self._engine: Any = None
         if max_workers is None:
             max_workers = os.cpu_count() or 1
         elif max_workers <= 0:
@@ -116,7 +117,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         check_callable(fn, "fn")
-        future = concurrent.futures.Future()
+        future: concurrent.futures.Future = concurrent.futures.Future()
         self._engine.submit(Call(_FutureSink(future), fn, args, kwargs, self._task_timeout))
         return future
 
@@ -136,7 +137,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                 raise ValueError("buffersize must be None or > 0")
         check_callable(fn, "fn")
         end_time = None if timeout is None else timeout + time.monotonic()
-        arguments = zip(*iterables)
+        arguments: Any = zip(*iterables)
         if buffersize is None:
             arguments = list(arguments)          # as the standard executor: read it all now
         length = len(arguments) if buffersize is None else None

@@ -10,8 +10,8 @@ takes ``buffersize=``; ``progress=True`` shows a bar; ``stats()`` tells what eac
 """
 import os
 import warnings
-
 from multiprocessing.pool import ThreadPool
+from typing import Any
 
 from shmproc import pool_worker as _w
 from shmproc.pool_engine import CLOSE, RUN, TERMINATE, Call, Engine, Job
@@ -96,8 +96,8 @@ class Pool:
 
     def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None,
                  context=None, *, retries=0, task_timeout=None, cluster=None):
-        self._state = None
-        self._engine = None
+        self._state: Any = None
+        self._engine: Any = None
         if processes is None:
             processes = os.cpu_count() or 1
         if isinstance(processes, bool) or not isinstance(processes, int):
@@ -132,11 +132,12 @@ class Pool:
             return self._task_timeout
         return check_task_timeout(task_timeout)
 
-    def apply(self, func, args=(), kwds={}, *, task_timeout=_POOL_DEFAULT):
+    # kwds={}: multiprocessing's signature, never mutated here.
+    def apply(self, func, args=(), kwds={}, *, task_timeout=_POOL_DEFAULT):  # noqa: B006
         """Equivalent of func(*args, **kwds), run in a worker; blocks until the result is ready."""
         return self.apply_async(func, args, kwds, task_timeout=task_timeout).get()
 
-    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None, *,
+    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None, *,  # noqa: B006
                     task_timeout=_POOL_DEFAULT):
         """Asynchronous version of apply(): returns an AsyncResult."""
         self._check_running()

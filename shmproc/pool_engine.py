@@ -18,10 +18,10 @@ import os
 import pickle
 import select
 import signal
-import sys
 import threading
 import time
 import traceback
+from typing import Any
 
 from shmproc import pool_worker as _w
 from shmproc.pool_results import TaskTimeoutError, WorkerLostError
@@ -81,7 +81,7 @@ class Job:
             count = min(count, self.consumed + self.buffersize - self.next_index)
         if count <= 0:
             return []
-        items = []
+        items: list = []
         try:
             items.extend(itertools.islice(self.source, count))
         except BaseException as exc:
@@ -157,9 +157,9 @@ class _Worker:
 
     def __init__(self, slot):
         self.slot = slot
-        self.process = None
-        self.ring = None
-        self.batches = collections.deque()
+        self.process: Any = None
+        self.ring: Any = None
+        self.batches: collections.deque = collections.deque()
         self.batch_numbers = itertools.count(1)
         self.acknowledged = 0
         self.budget = None
@@ -187,15 +187,15 @@ class Engine:
         self.task_timeout = task_timeout
         self._name = name
         self.state = RUN
-        self._results = SimpleQueue(capacity=_RESULT_RING_CAPACITY)
+        self._results: Any = SimpleQueue(capacity=_RESULT_RING_CAPACITY)
         self._record_block = _core.allocate(8 * _w.RECORD_FIELDS * processes)
-        self._record = memoryview(self._record_block).cast("q")
+        self._record = memoryview(_as_buffer(self._record_block)).cast("q")
         self._workers = [_Worker(slot) for slot in range(processes)]
         self.pool = []                  # the live Process objects (multiprocessing's _pool)
         self._next_seq = 1              # task numbers, for the ownership record
-        self._jobs = collections.deque()          # jobs with tasks still to hand out
-        self._requeued = collections.deque()      # (job, index, item, (retries, bounces))
-        self._incoming = collections.deque()      # from callers: jobs, and control wake-ups
+        self._jobs: collections.deque = collections.deque()      # jobs with tasks to hand out
+        self._requeued: collections.deque = collections.deque()  # (job, index, item, attempt)
+        self._incoming: collections.deque = collections.deque()  # from callers: jobs, commands
         self._wake_pending = False
         self._hungry = True             # some worker has room and nothing to do
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -504,7 +504,8 @@ class Engine:
     def _apply_batch(self, worker, limit):
         """Consecutive apply/submit jobs, one task each, in one batch."""
         size = min(limit, max(1, self._batch_size_for_applies()))
-        jobs, items = [], []
+        jobs: list = []
+        items: list = []
         while self._jobs and len(items) < size:
             job = self._jobs[0]
             if job.kind != _w.APPLY:
@@ -624,7 +625,9 @@ class Engine:
             else:
                 decoded = pickle.loads(value)
         except Exception as exc:
-            exc.add_note("(raised while unpickling the task's result in the parent)")
+            add_note = getattr(exc, "add_note", None)      # Python 3.11+
+            if add_note is not None:
+                add_note("(raised while unpickling the task's result in the parent)")
             return False, exc
         return flag == _w.PICKLED, decoded
 
@@ -829,6 +832,11 @@ class Engine:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _as_buffer(block) -> Any:
+    # The compiled Block exports the buffer protocol; its stub does not say so.
+    return block
 
 
 def _find_task(batches, seq):

@@ -3,6 +3,7 @@
 The pool thread calls update(n) once per batch of results, not per task, so a bar costs next to
 nothing on tiny tasks; the plain bar redraws at most ten times a second.
 """
+import importlib
 import sys
 import time
 
@@ -15,7 +16,7 @@ class ProgressBar:
         self.count = 0
         self._closed = False
         try:
-            from tqdm.auto import tqdm
+            tqdm = importlib.import_module("tqdm.auto").tqdm    # optional: shmproc[progress]
         except ImportError:
             self._bar = None
             self._file = file if file is not None else sys.stderr

@@ -19,10 +19,15 @@ import pickle
 import signal
 import time
 import traceback
-from multiprocessing.pool import ExceptionWithTraceback, MaybeEncodingError
+from typing import Any
 
-__all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "PRECISE", "STAMPED", "RUNS", "RUN_LENGTH", "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED",
-           "FIELD_DONE", "FIELD_BUSY", "PLAIN", "PICKLED", "FAILED"]
+from shmproc.pool_results import MaybeEncodingError, _mp_pool
+
+ExceptionWithTraceback = _mp_pool.ExceptionWithTraceback
+
+__all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "PRECISE", "STAMPED", "RUNS", "RUN_LENGTH",
+           "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED", "FIELD_DONE", "FIELD_BUSY", "PLAIN",
+           "PICKLED", "FAILED"]
 
 # Task kinds: how a task's item becomes a call.
 APPLY, MAP, STARMAP = 0, 1, 2
@@ -48,7 +53,7 @@ _FLUSH_AFTER_NS = 2_000_000
 
 
 def _pickled(obj):
-    buffers = []
+    buffers: list = []
     data = pickle.dumps(obj, 5, buffer_callback=buffers.append)
     return (data, buffers) if buffers else data
 
@@ -73,12 +78,13 @@ def worker_main(slot, tasks, results, record_handle, initializer, initargs):
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from shmproc import _core
-    block = _core.Block.attach(record_handle) if isinstance(record_handle, tuple) else record_handle
+    block: Any = (_core.Block.attach(record_handle) if isinstance(record_handle, tuple)
+                  else record_handle)
     record = memoryview(block).cast("q")
     base = slot * RECORD_FIELDS
     if initializer is not None:
         initializer(*initargs)
-    held = []                # (batch number, results) sent but not yet acknowledged
+    held: list = []          # (batch number, results) sent but not yet acknowledged
     clock = time.monotonic_ns
     pid = os.getpid()
     while True:
@@ -106,7 +112,7 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
     (cleared when the batch ends), so a death names its task (by_runs: its run). Tasks run in
     runs with nothing but the record write around each call (by_runs: nothing at all); the clock
     is read between runs (to send early what a long batch has finished)."""
-    values = []
+    values: list = []
     failures = {}                       # offset -> encoded failure
     seq_field = base + FIELD_SEQ
     started = clock()
@@ -131,7 +137,6 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
             # The task at len(values) raised: its failure takes its place; go on after it.
             failures[len(values)] = _encode_failure(exc)
             values.append(None)
-            exc = None
         position = len(values)
         if position % RUN_LENGTH and position < stop:
             continue

@@ -2,14 +2,13 @@
 
 Every cross-process behaviour runs under fork and spawn (the ``method`` fixture)."""
 import os
-import signal
 import threading
 import time
 
 import pytest
+import support_pool as sp
 
 import shmproc
-import support_pool as sp
 from shmproc.pool import Pool, TaskTimeoutError, ThreadPool, WorkerLostError
 
 
@@ -310,6 +309,7 @@ def test_ctrl_c_in_map_returns_promptly():
 def test_a_killed_parent_takes_its_workers_along():
     import subprocess
     import sys
+
     import psutil
     code = (
         "import os, sys, support_pool as sp\n"
