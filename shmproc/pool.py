@@ -50,6 +50,14 @@ def check_retries(value):
     return value
 
 
+def check_buffersize(buffersize):
+    if buffersize is not None:
+        if isinstance(buffersize, bool) or not isinstance(buffersize, int):
+            raise TypeError("buffersize must be an integer or None")
+        if buffersize < 1:
+            raise ValueError("buffersize must be None or > 0")
+
+
 def check_callable(func, what="func"):
     if not callable(func):
         raise TypeError(f"{what} must be callable, not {type(func).__name__}")
@@ -187,7 +195,7 @@ class Pool:
         result = MapResult(length, callback, error_callback, cache=self._cache)
         if length:
             job = Job(result, kind, func, iter(iterable), length=length, timeout=timeout,
-                      chunksize=chunksize, progress=_progress(progress, length))
+                      chunksize=chunksize, progress=progress_bar(progress, length))
             self._engine.submit(job)
         return result
 
@@ -210,21 +218,11 @@ class Pool:
         check_callable(func)
         timeout = self._timeout(task_timeout)
         chunksize = _check_chunksize(chunksize)
-        if buffersize is not None:
-            if isinstance(buffersize, bool) or not isinstance(buffersize, int):
-                raise TypeError("buffersize must be an integer or None")
-            if buffersize < 1:
-                raise ValueError("buffersize must be None or > 0")
+        check_buffersize(buffersize)
         length = len(iterable) if hasattr(iterable, "__len__") else None
         results = iterator_class(cache=self._cache)
-        job = Job(results, kind, func, iter(iterable), length=length, timeout=timeout,
-                  chunksize=chunksize, buffersize=buffersize, progress=_progress(progress, length))
-        if length is not None:
-            results._set_length(length)
-        if buffersize is not None:
-            engine = self._engine
-            results._on_consume = lambda count: engine.consumed(job, count)
-        self._engine.submit(job)
+        self._engine.submit_iteration(results, kind, func, iterable, length, timeout, chunksize,
+                                      buffersize, progress_bar(progress, length))
         return results
 
     # -- insight ----------------------------------------------------------------------------------
@@ -294,7 +292,7 @@ def _check_chunksize(chunksize):
     return None if chunksize == 1 else chunksize
 
 
-def _progress(progress, total):
+def progress_bar(progress, total):
     if not progress:
         return None
     from shmproc.pool_progress import ProgressBar

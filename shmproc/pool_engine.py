@@ -219,6 +219,19 @@ class Engine:
         if self._hungry:
             self._wake()
 
+    def submit_iteration(self, results, kind, func, items, length, timeout, chunksize, buffersize,
+                         progress):
+        """An imap-like job: results is an IMapIterator, told the length when it is known and
+        telling the engine when it is consumed (for buffersize)."""
+        job = Job(results, kind, func, iter(items), length=length, timeout=timeout,
+                  chunksize=chunksize, buffersize=buffersize, progress=progress)
+        if length is not None:
+            results._set_length(length)
+        if buffersize is not None:
+            results._on_consume = lambda count: self.consumed(job, count)
+        self.submit(job)
+        return job
+
     def _wake(self):
         if not self._wake_pending:
             self._wake_pending = True
@@ -539,7 +552,8 @@ class Engine:
 
     def _send(self, worker, batch):
         if batch.kind == _w.APPLY:
-            payload_items = [(batch.job(i).func, *item) for i, item in enumerate(batch.items)]
+            payload_items = [(job.func, args, kwargs)
+                             for job, (args, kwargs) in zip(batch.jobs, batch.items)]
             func = None
         else:
             payload_items = batch.items
@@ -600,6 +614,14 @@ class Engine:
             if job.progress is not None:
                 job.progress.update(count)
             self._deliver_many(job, batch.indices + offset, values)
+        elif flags is None and batch.kind == _w.APPLY:
+            # Calls (apply_async, submit) that all returned plain values: one result each.
+            for job, value in zip(batch.jobs[offset:offset + count], values):
+                job.pending = 0
+                try:
+                    job.sink._set_result(0, True, value)
+                except Exception:
+                    traceback.print_exc()
         else:
             for position in range(count):
                 job = batch.job(offset + position)
