@@ -549,6 +549,8 @@ class Engine:
             sink = job.sink
             if hasattr(sink, "_set_length"):
                 sink._set_length(job.length)
+            if job.progress is not None:
+                job.progress.set_total(job.length)
 
     def _send(self, worker, batch):
         if batch.kind == _w.APPLY:
