@@ -4,6 +4,7 @@
 #
 # Parts:
 #   errors     exceptions, wait statuses, timeouts -> deadlines
+#   handles    descriptors that cross a process boundary: pass, open by (pid, fd)
 #   segment    unnamed shared-memory segments: create, map, attach by (pid, fd)
 #   heap       blocks carved from per-process arenas; large blocks own a segment
 #   wait       spin, yield, then futex sleep in slices; wake only when someone sleeps
@@ -40,6 +41,7 @@ if shm_identity_init() != 0:
 SEMAPHORE_VALUE_MAX = 2147483647
 
 include "core/errors.pyx"
+include "core/handles.pyx"
 include "core/segment.pyx"
 include "core/heap.pyx"
 include "core/wait.pyx"

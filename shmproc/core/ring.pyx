@@ -880,7 +880,7 @@ cdef class MessageRing:
         elif self.read_fd >= 0:
             # A reader re-arming the pipe: open a write end just for this byte.
             try:
-                fd = _os.open(f"/proc/self/fd/{self.read_fd}", _os.O_WRONLY | _os.O_NONBLOCK | _os.O_CLOEXEC)
+                fd = open_peer_fd("self", self.read_fd, _os.O_WRONLY | _os.O_NONBLOCK, "a notify pipe")
                 _os.write(fd, b"!")
                 _os.close(fd)
             except BaseException:
@@ -1025,63 +1025,6 @@ cdef class MessageRing:
 cdef inline bint needs_finishing(uint32_t kind) noexcept:
     return (kind == SHM_RECORD_PICKLE or kind == SHM_RECORD_BUFFERS or kind == SHM_RECORD_SPILL
             or kind == SHM_RECORD_RAW)
-
-
-# Per process being started: our descriptor -> the reference that passes it to the child.
-_fds_passed_to_child = _spill_weakref.WeakKeyDictionary()
-
-
-cdef object fd_reference(int fd, bint spawning):
-    """How a descriptor of this process travels in a pickle (see MessageRing.handle)."""
-    if fd < 0:
-        return None
-    if spawning:
-        # A Pipe's two ends share one segment: pass each descriptor once per process start.
-        from multiprocessing import context, reduction
-        shared = _fds_passed_to_child.setdefault(context.get_spawning_popen(), {})
-        if fd not in shared:
-            shared[fd] = reduction.DupFd(fd)
-        return shared[fd]
-    return (<int>shm_current_pid(), fd)
-
-
-cdef tuple where_to_open(object reference):
-    """(pid, fd) to open through /proc for a descriptor reference: as sent, or, for a descriptor
-    inherited at process start, this process's own copy. A Pipe's two ends unpickle the same
-    inherited reference: the second time, its descriptor is already closed and the object it names
-    is already mapped (Segment.attach and SpillFile.attach look up the id first), so -1 is given."""
-    if isinstance(reference, tuple):
-        return reference
-    if getattr(reference, "_shmproc_consumed", False):
-        return (_os.getpid(), -1)
-    reference._shmproc_consumed = True
-    return (_os.getpid(), reference.detach())
-
-
-cdef void close_if_inherited(object reference, object fd) noexcept:
-    if not isinstance(reference, tuple) and fd >= 0:
-        close(fd)
-
-
-cdef int adopt_pipe_end(object reference, int mode) except -2:
-    """This process's own descriptor for a notify pipe end; -1 if there is none to have (a write
-    end nobody reads any more needs no signalling)."""
-    if reference is None:
-        return -1
-    if not isinstance(reference, tuple):
-        fd = reference.detach()
-        _os.set_inheritable(fd, False)
-        return fd
-    pid, fd = reference
-    try:
-        return _os.open(f"/proc/{pid}/fd/{fd}", mode | _os.O_NONBLOCK | _os.O_CLOEXEC)
-    except OSError as exc:
-        if mode == _os.O_WRONLY and exc.errno == errno.ENXIO:
-            return -1
-        raise FileNotFoundError(
-            exc.errno, f"cannot attach a queue or connection: process {pid}, which sent it, has "
-                       f"exited or closed it (keep it open in the sender until the receiver has it)"
-        ) from None
 
 
 cdef uint64_t checked_capacity(object capacity) except 0:

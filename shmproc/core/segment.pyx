@@ -1,4 +1,4 @@
-# segment: create, map and attach shared memory; the only place that calls mmap.
+# segment: create, map and attach shared-memory segments.
 #
 # A segment is an *unnamed* file on the shared-memory filesystem (O_TMPFILE in /dev/shm, or a memfd
 # where O_TMPFILE is not supported). It never has a name in /dev/shm, so no process, however it dies,
@@ -9,7 +9,6 @@
 # handle that crosses a process boundary is (id, size, pid, fd), and the id in the segment's header
 # proves that the descriptor was not recycled for something else in between.
 
-import os as _os
 import weakref as _weakref
 
 # id -> Segment, for the segments this process has mapped: attaching the same segment twice maps it
@@ -110,14 +109,7 @@ cdef class Segment:
             return seg
         seg = Segment.__new__(Segment)
         seg.size = size
-        try:
-            seg.fd = _os.open(f"/proc/{pid}/fd/{fd}", _os.O_RDWR | _os.O_CLOEXEC)
-        except OSError as exc:
-            raise FileNotFoundError(
-                exc.errno,
-                f"cannot attach a shared-memory segment: process {pid}, which sent its handle, has "
-                f"exited or dropped it (keep the object alive in the sender until the receiver has it)"
-            ) from None
+        seg.fd = open_peer_fd(pid, fd, _os.O_RDWR, "a shared-memory segment")
         if _os.fstat(seg.fd).st_size != size:
             raise FileNotFoundError(errno.ENOENT, f"the segment behind process {pid}'s fd {fd} is not the one sent")
         seg._map()

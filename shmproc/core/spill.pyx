@@ -121,12 +121,7 @@ cdef class SpillFile:
             return spill
         spill = SpillFile.__new__(SpillFile)
         spill.segment, spill.table, spill.id = segment, table, id
-        try:
-            spill.fd = _os.open(f"/proc/{pid}/fd/{fd}", _os.O_RDWR | _os.O_CLOEXEC)
-        except OSError as exc:
-            raise FileNotFoundError(
-                exc.errno, f"cannot attach a queue's spill file: process {pid}, which sent the queue, "
-                           f"has exited or closed it") from None
+        spill.fd = open_peer_fd(pid, fd, _os.O_RDWR, "a queue's spill file")
         if _os.pread(spill.fd, 24, 0) != SPILL_FILE_MAGIC + id:
             raise FileNotFoundError(errno.ENOENT, f"process {pid}'s fd {fd} is not the spill file sent")
         _spill_files[id] = spill
