@@ -9,8 +9,6 @@
 # lengths, then from data_start the stream and each buffer on a SHM_BUFFER_ALIGN boundary. The same
 # layout is used inline in a ring record (SHM_RECORD_BUFFERS) and at the start of a spill range.
 
-import io as _io
-import pickle as _pickle
 
 cdef object _dumps = _pickle.dumps
 cdef object _loads = _pickle.loads
@@ -35,9 +33,8 @@ cdef inline uint64_t layout_data_start(uint64_t nbuffers) noexcept nogil:
 cdef object forking_dumps(object obj, object buffer_callback):
     """Pickle as multiprocessing's ForkingPickler does (sockets, Connections...): the slow path for
     objects that plain pickle refuses."""
-    from multiprocessing.reduction import ForkingPickler
     buf = _io.BytesIO()
-    ForkingPickler(buf, 5, buffer_callback=buffer_callback).dump(obj)
+    _mp_reduction.ForkingPickler(buf, 5, buffer_callback=buffer_callback).dump(obj)
     return buf.getvalue()
 
 
@@ -298,5 +295,4 @@ cdef object decode_layout(object exporter, const char *base, uint64_t length, bi
 
 cdef object pickled_bytes(object obj):
     """recv_bytes of a message sent with send(): the pickle, as multiprocessing gives it."""
-    from multiprocessing.reduction import ForkingPickler
-    return bytes(ForkingPickler.dumps(obj))
+    return bytes(_mp_reduction.ForkingPickler.dumps(obj))

@@ -7,11 +7,9 @@
 # place that opens another process's descriptor goes through open_peer_fd, so a handle that can no
 # longer be attached fails with one error, whatever it names.
 
-import os as _os
-import weakref as _handles_weakref
 
 # Per process being started: our descriptor -> the reference that passes it to the child.
-_fds_passed_to_child = _handles_weakref.WeakKeyDictionary()
+_fds_passed_to_child = _weakref.WeakKeyDictionary()
 
 
 cdef int open_peer_fd(object pid, object fd, int flags, str what) except -1:
@@ -34,10 +32,9 @@ cdef object fd_reference(int fd, bint spawning):
         return None
     if spawning:
         # A Pipe's two ends share one segment: pass each descriptor once per process start.
-        from multiprocessing import context, reduction
-        shared = _fds_passed_to_child.setdefault(context.get_spawning_popen(), {})
+        shared = _fds_passed_to_child.setdefault(_mp_context.get_spawning_popen(), {})
         if fd not in shared:
-            shared[fd] = reduction.DupFd(fd)
+            shared[fd] = _mp_reduction.DupFd(fd)
         return shared[fd]
     return (<int>shm_current_pid(), fd)
 
@@ -74,6 +71,6 @@ cdef int adopt_pipe_end(object reference, int mode) except -2:
     try:
         return open_peer_fd(pid, fd, mode | _os.O_NONBLOCK, "a queue or connection")
     except FileNotFoundError as exc:
-        if mode == _os.O_WRONLY and exc.errno == errno.ENXIO:
+        if mode == _os.O_WRONLY and exc.errno == _errno.ENXIO:
             return -1
         raise

@@ -17,13 +17,12 @@
 #
 # Slot states and who may change them are in ring.h and docs/internals/ring.md.
 
-import weakref as _spill_weakref
 
 cdef uint64_t SPILL_CACHE_BYTES = 256 << 20
 cdef bytes SPILL_FILE_MAGIC = b"shmspil1"
 
 # id -> SpillFile: one mapping cache per channel per process, however many ring objects share it.
-_spill_files = _spill_weakref.WeakValueDictionary()
+_spill_files = _weakref.WeakValueDictionary()
 
 
 cdef int write_pieces(int fd, uint64_t *position, piece_list_t *pieces) noexcept nogil:
@@ -123,7 +122,7 @@ cdef class SpillFile:
         spill.segment, spill.table, spill.id = segment, table, id
         spill.fd = open_peer_fd(pid, fd, _os.O_RDWR, "a queue's spill file")
         if _os.pread(spill.fd, 24, 0) != SPILL_FILE_MAGIC + id:
-            raise FileNotFoundError(errno.ENOENT, f"process {pid}'s fd {fd} is not the spill file sent")
+            raise FileNotFoundError(_errno.ENOENT, f"process {pid}'s fd {fd} is not the spill file sent")
         _spill_files[id] = spill
         return spill
 
@@ -153,7 +152,7 @@ cdef class SpillFile:
         cdef void *address = mmap(NULL, mapping.size, PROT_READ | PROT_WRITE, flags, self.fd,
                                   <off_t>entry.offset)
         if address == MAP_FAILED:
-            raise OSError(cerrno.errno, f"mmap of a {mapping.size}-byte spill range failed")
+            raise shm_os_error(cerrno.errno, f"map a {mapping.size}-byte spill range")
         mapping.address = <char *>address
         self.mappings[slot] = mapping
         return mapping
@@ -210,18 +209,14 @@ cdef class SpillFile:
                             err = cerrno.errno
                 if err == 0:
                     return 0
-                if attempt or (err != errno.ENOSPC and err != errno.ENOMEM):
+                if attempt or (err != _errno.ENOSPC and err != _errno.ENOMEM):
                     break
                 self.punch_cached_ranges()
         except BaseException:
             self.abandon_slot(slot)
             raise
         self.abandon_slot(slot)
-        if err == errno.ENOSPC or err == errno.ENOMEM:
-            raise OSError(err, f"not enough shared memory for a {length}-byte message in "
-                               f"{shm_directory()}: {_os.strerror(err)}")
-        raise OSError(err, f"writing a {length}-byte message to a queue's spill file failed: "
-                           f"{_os.strerror(err)}")
+        raise shm_os_error(err, f"write a {length}-byte message to a queue's spill file")
 
     cdef int acquire_slot(self, uint64_t size, bint block, int64_t deadline,
                           bint *fresh) except -2:
@@ -246,10 +241,8 @@ cdef class SpillFile:
             with nogil:
                 result = wait_while_equal(&table.released, observed, &table.sleepers, deadline, spin)
             spin = False
-            if result == WAIT_TIMEOUT:
+            if after_wait(result):
                 return -1
-            if result != WAIT_CHANGED:
-                run_signal_handlers()
 
     cdef int claim_locked(self, uint64_t size, bint *fresh) except -2:
         cdef shm_spill_table_t *table = self.table
