@@ -9,17 +9,10 @@
 # lengths, then from data_start the stream and each buffer on a SHM_BUFFER_ALIGN boundary. The same
 # layout is used inline in a ring record (SHM_RECORD_BUFFERS) and at the start of a spill range.
 
+# encoded_t, a message encoded for a record, is declared in codec.pxd.
 
 cdef object _dumps = _pickle.dumps
 cdef object _loads = _pickle.loads
-
-ctypedef struct encoded_t:
-    uint32_t kind          # SHM_RECORD_*: what the payload is
-    uint64_t length        # payload bytes
-    const char *data       # INT, FLOAT: &scalar; BUFFERS: unused; others: the bytes to copy
-    uint64_t scalar        # INT and FLOAT payloads, bit for bit
-    Py_ssize_t nbuffers    # BUFFERS: how many out-of-band buffers follow the stream
-    shm_spill_ref_t spill  # SPILL: the reference that data points at
 
 
 cdef inline uint64_t align_up(uint64_t n, uint64_t alignment) noexcept nogil:

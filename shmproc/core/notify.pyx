@@ -5,13 +5,8 @@
 # uses it to learn that every writer is gone: the pipe's write ends are held by the writing
 # Connections only, so POLLHUP on the read end means EOF, however the peer went away. A writer
 # blocked on a full ring learns the same way (POLLERR on its write end) that every reader is gone.
-
-ctypedef struct notify_t:
-    int read_fd                 # this end's read end of the ring's notify pipe, or -1
-    int write_fd                # its write end, or -1
-    bint eof_detection          # a Connection's reader: every writer gone means EOF
-    bint reader_detection       # a Connection's writer: every reader gone means BrokenPipeError
-
+#
+# A ring end's notify_t (its pipe ends and which checks it makes) is declared in notify.pxd.
 
 cdef void notify_init(notify_t *notify, int read_fd, int write_fd, bint reader, bint writer) noexcept:
     notify.read_fd, notify.write_fd = read_fd, write_fd

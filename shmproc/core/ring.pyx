@@ -76,27 +76,6 @@ cdef inline void redo(shm_redo_t *slot, uint64_t *index, uint64_t *count) noexce
 cdef class Ring:
     """One direction of messages in a shared channel, as this process uses it: the core of a queue
     and of each end of a Pipe. Made by channel.pyx only."""
-    cdef Segment segment
-    cdef SpillFile spill
-    cdef shm_ring_t *ring
-    cdef char *data
-    cdef uint64_t capacity            # of the data area (address space; see ring.h)
-    cdef uint64_t mask
-    cdef uint64_t window              # where writers wrap when readers have made room
-    cdef uint64_t wrap_limit          # a record ending past this wraps (or grows the ring)
-    cdef bint growable                # window < capacity: writers may go past the window
-    cdef uint64_t leap_room           # bytes a writer leaves free before the readers (growable: 8)
-    cdef uint64_t spill_threshold     # records with more payload than this go to the spill file
-    cdef uint64_t cached_head         # producer's last view of head (a lower bound), under its lock
-    cdef uint64_t cached_gets
-    cdef uint64_t cached_tail         # consumer's last view of tail (a lower bound), under its lock
-    cdef uint64_t local_head          # consumer's head and gets while it holds the consumer lock
-    cdef uint64_t local_gets
-    cdef task_holder_t tasks          # this process's JoinableQueue task holder (tasks.pyx)
-    cdef notify_t notify              # this object's ends of the notify pipe (notify.pyx)
-    cdef int ring_index
-    cdef int role
-    cdef bint closed
 
     def __cinit__(self):
         self.notify.read_fd = -1

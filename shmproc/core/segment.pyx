@@ -54,11 +54,6 @@ cdef int _reserve(int fd, size_t size, str directory) except -1:
 cdef class Segment:
     """One mapping of a shared-memory segment in this process. Unmapped when the last reference in
     this process goes away; the memory itself lives on while any process maps it."""
-    cdef readonly bytes id
-    cdef readonly size_t size        # bytes mapped, header included
-    cdef char *base
-    cdef int fd
-    cdef object __weakref__
 
     def __cinit__(self):
         self.base = NULL

@@ -55,10 +55,6 @@ cdef int write_pieces(int fd, uint64_t *position, piece_list_t *pieces) noexcept
 
 cdef class SpillMapping:
     """This process's mapping of one slot's range, at one generation."""
-    cdef char *address
-    cdef uint64_t size
-    cdef uint32_t generation
-    cdef bint populated            # its page tables are filled (a writer's), not faulted lazily
 
     def __dealloc__(self):
         if self.address != NULL:
@@ -68,11 +64,6 @@ cdef class SpillMapping:
 cdef class SpillLease:
     """A received message's hold on its slot: exports the range's bytes (writable) and frees the
     slot when the last view of them is gone, in the process that took it."""
-    cdef SpillFile spill
-    cdef SpillMapping mapping
-    cdef uint32_t slot
-    cdef uint32_t holder
-    cdef uint64_t length
 
     def __getbuffer__(self, Py_buffer *buffer, int flags):
         PyBuffer_FillInfo(buffer, self, self.mapping.address, <Py_ssize_t>self.length, 0, flags)
@@ -86,12 +77,6 @@ cdef class SpillLease:
 
 
 cdef class SpillFile:
-    cdef int fd
-    cdef readonly bytes id
-    cdef Segment segment           # the channel segment holding the slot table
-    cdef shm_spill_table_t *table
-    cdef dict mappings             # slot -> SpillMapping
-    cdef object __weakref__
 
     def __cinit__(self):
         self.fd = -1

@@ -67,11 +67,7 @@ cdef object lost_tasks(shm_task_holder_t *holders):
     return dead, held_by_dead - finished_for_others
 
 
-ctypedef struct task_holder_t:
-    shm_task_holder_t *holders        # the channel's task holder slots
-    int slot                          # this process's slot, once pid is its pid (-1: none free)
-    uint32_t pid
-
+# task_holder_t, this process's slot as a ring end holds it, is declared in tasks.pxd.
 
 cdef void count_tasks(task_holder_t *mine, int64_t taken, int64_t done) noexcept:
     """Add to this process's task holder slot, claiming one first if needed."""
