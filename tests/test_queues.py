@@ -143,6 +143,35 @@ def test_negative_timeout_is_an_error():
         q.get(timeout=-1)
 
 
+def test_a_queue_shows_only_the_api_and_multiprocessings_private_names():
+    # The core's internals (ring, handles, test hooks) are not on the public queue.
+    for q in (Queue(), SimpleQueue(), JoinableQueue()):
+        private = {name for name in dir(q) if name.startswith("_") and not name.startswith("__")}
+        assert private == {"_reader", "_closed"}
+        q.close()
+
+
+def test_the_core_types_refuse_bare_construction():
+    with pytest.raises(TypeError):
+        _core.Ring()
+    with pytest.raises(TypeError):
+        _core.ConnectionEnd()
+    with pytest.raises(ValueError, match="not made by Pipe"):
+        _core.ConnectionEnd.__new__(_core.ConnectionEnd).recv()
+
+
+def test_a_queue_subclass_that_skips_init_raises_instead_of_touching_memory():
+    class Skipping(Queue):
+        def __init__(self):
+            pass
+
+    q = Skipping()
+    for call in (lambda: q.put(1), q.get_nowait, q.qsize, q.empty, q.full, lambda: pickle.dumps(q)):
+        with pytest.raises(ValueError, match="never opened"):
+            call()
+    q.close()
+
+
 # -- beyond multiprocessing: batches, sizes, errors in the caller ---------------------------------
 
 def test_put_many_get_many():
@@ -267,7 +296,7 @@ def test_growth_is_given_back_once_readers_catch_up():
     reserved, allocated = _core.debug_ring_memory(q)
     assert reserved > 5_000_000 and allocated - base > 5_000_000
     assert q.get_many(50_000, timeout=5) == records
-    reserved, allocated = _core.debug_ring_memory(q)                               # drained: no put needed
+    reserved, allocated = _core.debug_ring_memory(q)          # drained: no put needed
     assert reserved <= window and allocated - base <= window + 4096
     q.put_many(records[:30_000])                                    # grows again, partly read,
     assert q.get_many(20_000, timeout=5) == records[:20_000]

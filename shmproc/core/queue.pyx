@@ -19,7 +19,8 @@ cdef class QueueCore:
         self.simple = simple
 
     def __reduce__(self):
-        return (_rebuild_queue, (type(self), ring_handle(usable_ring(self)), self.simple))
+        check_usable(self)
+        return (_rebuild_queue, (type(self), ring_handle(self.ring), self.simple))
 
     def close(self):
         """This process will use the queue no more: put and get now raise."""
@@ -39,11 +40,11 @@ cdef class QueueCore:
         not blocking or when timeout passes."""
         cdef encoded_t item
         cdef int64_t deadline = NO_DEADLINE
-        cdef Ring ring = usable_ring(self)
+        check_usable(self)
         if block and timeout is not None:
             deadline = deadline_after(timeout)
         owner = encode_object(obj, &item)
-        if ring.send_encoded(&item, owner, block, deadline) == 0:
+        if self.ring.send_encoded(&item, owner, block, deadline) == 0:
             raise Full
         return None
 
@@ -59,7 +60,7 @@ cdef class QueueCore:
         cdef encoded_t batch[PUT_BATCH]
         cdef Py_ssize_t count, written, total = 0
         cdef int64_t deadline = NO_DEADLINE
-        cdef Ring ring = usable_ring(self)
+        check_usable(self)
         if block and timeout is not None:
             deadline = deadline_after(timeout)
         iterator = iter(items)
@@ -78,7 +79,7 @@ cdef class QueueCore:
                     break
             if count == 0:
                 break
-            written = ring.send_batch(batch, count, owners, block, deadline)
+            written = self.ring.send_batch(batch, count, owners, block, deadline)
             total += written
             if written < count:
                 full = Full(f"put_many: the queue stayed full; {total} items were put")
@@ -95,40 +96,43 @@ cdef class QueueCore:
     def get(self, block=True, timeout=None):
         """Remove and return the oldest message. Blocks while the queue is empty; queue.Empty when
         not blocking or when timeout passes."""
-        cdef Ring ring = usable_ring(self)
         cdef int64_t deadline = NO_DEADLINE
+        check_usable(self)
         if block and timeout is not None:
             deadline = deadline_after(timeout)
-        return ring.receive(block, deadline, False)
+        return self.ring.receive(block, deadline, False)
 
     def get_nowait(self):
-        return usable_ring(self).receive(False, NO_DEADLINE, False)
+        check_usable(self)
+        return self.ring.receive(False, NO_DEADLINE, False)
 
     def get_many(self, max_messages=1_000_000_000, block=True, timeout=None):
         """Remove and return up to max_messages messages (at least one) as a list, oldest first, all
         under one lock acquisition and head update. Blocks while the queue is empty, like get()."""
-        cdef Ring ring = usable_ring(self)
         cdef int64_t deadline = NO_DEADLINE
         cdef Py_ssize_t limit = max_messages
+        check_usable(self)
         if limit < 1:
             raise ValueError("max_messages must be at least 1")
         if block and timeout is not None:
             deadline = deadline_after(timeout)
-        return ring.receive_many(limit, block, deadline)
+        return self.ring.receive_many(limit, block, deadline)
 
     # -- state -----------------------------------------------------------------------------------
 
     def qsize(self):
         """Messages in the queue now (approximate while others put and get)."""
-        return any_ring(self).qsize()
+        check_opened(self)
+        return self.ring.qsize()
 
     def empty(self):
-        return any_ring(self).qsize() == 0
+        check_opened(self)
+        return self.ring.qsize() == 0
 
     def full(self):
-        cdef Ring ring = any_ring(self)
-        cdef uint64_t maxsize = ring.ring.maxsize
-        return maxsize != 0 and ring.qsize() >= maxsize
+        check_opened(self)
+        cdef uint64_t maxsize = self.ring.ring.maxsize
+        return maxsize != 0 and self.ring.qsize() >= maxsize
 
     def fileno(self):
         """A descriptor that select() reports readable while a message is waiting."""
@@ -137,22 +141,26 @@ cdef class QueueCore:
         return notify_fileno(self.ring.ring, &self.ring.notify)
 
 
-cdef inline Ring usable_ring(QueueCore queue):
-    """The queue's ring, or the error a closed (or never opened) queue raises."""
-    if queue.ring is None:
-        raise ValueError(f"{type(queue).__name__} was never opened (its __init__ did not run)")
-    if queue.ring.closed:
-        if queue.simple:
-            raise OSError("handle is closed")
-        raise ValueError(f"Queue {queue!r} is closed")
-    return queue.ring
+cdef inline int check_usable(QueueCore queue) except -1:
+    """Raise what a closed (or never opened) queue raises; the common case is one inline test."""
+    if queue.ring is None or queue.ring.closed:
+        raise_unusable(queue)
+    return 0
 
 
-cdef inline Ring any_ring(QueueCore queue):
-    """The queue's ring, closed or not (its counts may be read after close())."""
+cdef int raise_unusable(QueueCore queue) except -1:
     if queue.ring is None:
         raise ValueError(f"{type(queue).__name__} was never opened (its __init__ did not run)")
-    return queue.ring
+    if queue.simple:
+        raise OSError("handle is closed")
+    raise ValueError(f"Queue {queue!r} is closed")
+
+
+cdef inline int check_opened(QueueCore queue) except -1:
+    """Raise if the queue was never opened (its counts may be read after close())."""
+    if queue.ring is None:
+        raise_unusable(queue)
+    return 0
 
 
 cdef class JoinableQueueCore(QueueCore):
@@ -160,13 +168,13 @@ cdef class JoinableQueueCore(QueueCore):
 
     def task_done(self):
         """A task taken from the queue is finished; ValueError if called more often than put()."""
-        cdef Ring ring = any_ring(self)
-        task_done(ring.ring, &ring.tasks)
+        check_opened(self)
+        task_done(self.ring.ring, &self.ring.tasks)
 
     def join(self):
         """Block until every item put has been taken and marked task_done()."""
-        cdef Ring ring = any_ring(self)
-        join_tasks(ring.ring, &ring.tasks)
+        check_opened(self)
+        join_tasks(self.ring.ring, &self.ring.tasks)
 
 
 def _rebuild_queue(cls, handle, simple):
