@@ -57,7 +57,7 @@ class Queue(_core.QueueCore):
         """Nothing to cancel: there is no feeder thread."""
 
     _reader = property(_reader_connection)
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__ = classmethod(types.GenericAlias)  # type: ignore[var-annotated]
 
 
 class JoinableQueue(_core.JoinableQueueCore, Queue):
@@ -76,4 +76,4 @@ class SimpleQueue(_core.QueueCore):
         super().close()
 
     _reader = property(_reader_connection)
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__ = classmethod(types.GenericAlias)  # type: ignore[var-annotated]

@@ -1,4 +1,4 @@
-# ring: the byte protocol of one message ring over shm_ring_t: records in, records out.
+# ring: the byte protocol of one message ring over shm_ring_t (docs/internals/ring.md).
 #
 # One ring is one direction of messages in a channel segment (ring.h, channel.pyx). Writers append
 # records at the tail, readers take them at the head; both indices count bytes ever written/read and

@@ -1,5 +1,6 @@
 # tasks: a JoinableQueue's task accounting: task_done(), join(), and which process holds the
-# unfinished tasks, so that join() can tell a task that is slow from one that can never be done.
+# unfinished tasks, so that join() can tell a task that is slow from one that can never be done
+# (docs/queues.md).
 #
 # multiprocessing's join() waits forever once a consumer dies between get() and task_done(). Ours
 # keeps, per process, the count of messages it took and of task_done() calls it made, in a slot of
