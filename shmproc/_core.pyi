@@ -3,8 +3,9 @@
 # and not declared here, or declared differently, fails that test. The cdef classes are disjoint
 # bases (their C layouts cannot be combined in one subclass).
 import sys
+from queue import Empty as Empty
+from queue import Full as Full
 from threading import BrokenBarrierError as BrokenBarrierError
-from queue import Empty as Empty, Full as Full
 from typing import Any, Callable, Iterable, Optional, final
 
 from typing_extensions import disjoint_base
@@ -145,7 +146,6 @@ QUEUE_CAPACITY: int
 PIPE_CAPACITY: int
 
 @final
-@disjoint_base
 class Ring:
     """Internal: one direction of a channel; made by the core only (TypeError from Python)."""
     def __init__(self, *args: Any, **kwargs: Any) -> None: ...
