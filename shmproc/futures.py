@@ -26,6 +26,7 @@ from shmproc.pool import (
     shmproc_context,
 )
 from shmproc.pool_engine import TERMINATE, Call, Engine
+from shmproc.pool_future import PoolFuture, finish_many
 from shmproc.pool_results import IMapIterator, TaskTimeoutError, WorkerLostError
 
 __all__ = ["BrokenWorkerError", "ProcessPoolExecutor", "TaskTimeoutError"]
@@ -49,7 +50,7 @@ def _for_executor(exc):
 
 
 class _FutureCall(Call):
-    """One submit(): a Call that is its own sink, filling a concurrent.futures.Future."""
+    """One submit(): a Call that is its own sink, filling a PoolFuture."""
 
     __slots__ = ("future",)
 
@@ -58,7 +59,7 @@ class _FutureCall(Call):
         self.future = future
 
     def _start(self):
-        return self.future.set_running_or_notify_cancel()
+        return self.future.start()
 
     def _cancel(self):
         return self.future.cancel()
@@ -71,6 +72,11 @@ class _FutureCall(Call):
                 self.future.set_exception(_for_executor(value))
         except concurrent.futures.InvalidStateError:
             pass            # already failed (its timeout) or cancelled
+
+    @staticmethod
+    def finish_plain(calls, values):
+        # One executor's futures share one lock: the batch is finished under one acquisition.
+        finish_many(calls[0].future._lock, [call.future for call in calls], values)
 
 
 class _MapResults(IMapIterator):
@@ -111,6 +117,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         self._max_workers = max_workers
         self._task_timeout = check_task_timeout(task_timeout)
         self._shutdown_lock = threading.Lock()
+        self._future_lock = threading.RLock()      # shared by this executor's futures
         self._shutdown = False
         self._engine = Engine(max_workers, initializer, tuple(initargs), max_tasks_per_child,
                               context, retries=check_retries(retries),
@@ -120,7 +127,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         check_callable(fn, "fn")
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        future = PoolFuture(self._future_lock)
         self._engine.submit(_FutureCall(future, fn, args, kwargs, self._task_timeout))
         return future
 

@@ -113,6 +113,17 @@ class Call:
         self.pending = 1
         self.next_index = 1
 
+    @staticmethod
+    def finish_plain(calls, values):
+        """Calls of one kind that returned plain values: one result each. A kind of Call may
+        replace this with a cheaper way to finish a whole batch of them."""
+        for call, value in zip(calls, values):
+            call.pending = 0
+            try:
+                call.sink._set_result(0, True, value)
+            except Exception:
+                traceback.print_exc()
+
 
 class _Batch:
     """Tasks sent to one worker in one message; results come back in order."""
@@ -617,13 +628,13 @@ class Engine:
                 job.progress.update(count)
             self._deliver_many(job, batch.indices + offset, values)
         elif flags is None and batch.kind == _w.APPLY:
-            # Calls (apply_async, submit) that all returned plain values: one result each.
-            for job, value in zip(batch.jobs[offset:offset + count], values):
-                job.pending = 0
-                try:
-                    job.sink._set_result(0, True, value)
-                except Exception:
-                    traceback.print_exc()
+            # Calls (apply_async, submit) that all returned plain values. An engine's calls are
+            # all of one kind (a Pool's or an executor's), which finishes them together.
+            calls = batch.jobs[offset:offset + count]
+            try:
+                calls[0].finish_plain(calls, values)
+            except Exception:
+                traceback.print_exc()
         else:
             for position in range(count):
                 job = batch.job(offset + position)
