@@ -164,7 +164,7 @@ class _Batch:
 
 class _Worker:
     __slots__ = ("slot", "process", "ring", "batches", "batch_numbers", "acknowledged", "budget",
-                 "stopping", "timed_out", "restarts", "started_tasks", "alive")
+                 "stopping", "timed_out", "restarts", "started_tasks", "alive", "ready")
 
     def __init__(self, slot):
         self.slot = slot
@@ -181,6 +181,10 @@ class _Worker:
         # Until its sentinel fires: asking process.exitcode is a system call, and every call that
         # lets go of the GIL costs the pool thread a wait for it while callers are busy.
         self.alive = False
+        # A spawned worker takes tens of milliseconds to start, and they do not come up in order:
+        # it gets tasks only once it says it is ready, so the first task goes to the first worker
+        # up. A forked one is ready at once.
+        self.ready = False
 
 
 class Engine:
@@ -213,6 +217,11 @@ class Engine:
         self._poller = select.poll()
         self._by_fd = {}
         self._task_ns = None            # measured mean task time
+        self._ready_at_start = context.get_start_method() == "fork"
+        if context.get_start_method() == "forkserver":
+            # A fork server not started yet imports what a worker needs once, not each worker.
+            from shmproc import _compat
+            _compat.add_forkserver_preload(("shmproc.pool_worker", "shmproc.queues"))
         self._stopped = threading.Event()
         self._shutdown_error = None
         for worker in self._workers:
@@ -311,6 +320,7 @@ class Engine:
         worker.stopping = False
         worker.timed_out = None
         worker.started_tasks = 0
+        worker.ready = self._ready_at_start
         record_handle = self._record_block.handle()
         process = self._context.Process(
             target=_w.worker_main, name=f"{self._name}-{worker.slot + 1}",
@@ -427,7 +437,8 @@ class Engine:
     def _dispatch(self):
         self._hungry = False
         for worker in self._workers:
-            while len(worker.batches) < _IN_FLIGHT and not worker.stopping and worker.alive:
+            while (len(worker.batches) < _IN_FLIGHT and not worker.stopping and worker.alive
+                   and worker.ready):
                 if worker.budget == 0:
                     if not worker.batches:
                         worker.stopping = True
@@ -613,7 +624,12 @@ class Engine:
     def _accept(self, message):
         slot, pid, number, first_seq, values, flags = message
         worker = self._workers[slot]
-        if worker.process is None or worker.process.pid != pid or not worker.batches:
+        if worker.process is None or worker.process.pid != pid:
+            return
+        if number == _w.READY:
+            worker.ready = True
+            return
+        if not worker.batches:
             return
         batch = worker.batches[0]
         if batch.number != number:

@@ -27,7 +27,7 @@ ExceptionWithTraceback = _mp_pool.ExceptionWithTraceback
 
 __all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "PRECISE", "STAMPED", "RUNS", "RUN_LENGTH",
            "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED", "FIELD_DONE", "FIELD_BUSY", "PLAIN",
-           "PICKLED", "FAILED"]
+           "PICKLED", "FAILED", "READY"]
 
 # Task kinds: how a task's item becomes a call.
 APPLY, MAP, STARMAP = 0, 1, 2
@@ -47,6 +47,9 @@ FIELD_BUSY = 3       # ns spent in tasks by this slot
 # How each result travels: the object itself, or pickled here (a value, or a failure).
 PLAIN, PICKLED, FAILED = "v", "p", "e"
 _PLAIN_TYPES = frozenset((int, float, str, bytes, bool, type(None), complex))
+
+# The batch number of a worker's first message: it has started (and run its initializer).
+READY = 0
 
 # A batch that runs longer than this sends what it has finished so far.
 _FLUSH_AFTER_NS = 2_000_000
@@ -87,6 +90,7 @@ def worker_main(slot, tasks, results, record_handle, initializer, initargs):
     held: list = []          # (batch number, results) sent but not yet acknowledged
     clock = time.monotonic_ns
     pid = os.getpid()
+    results.put((slot, pid, READY, 0, (), None))
     while True:
         message = tasks.get()
         if message is None:
