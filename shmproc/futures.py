@@ -49,34 +49,33 @@ def _for_executor(exc):
     return exc
 
 
-class _FutureCall(Call):
-    """One submit(): a Call that is its own sink, filling a PoolFuture."""
+class Future(PoolFuture, Call):
+    """What submit() returns: a concurrent.futures.Future (see shmproc/pool_future.py) that is
+    also the engine's one-task job, and its own sink: one object per call, and no reference
+    cycle to leave to the garbage collector."""
 
-    __slots__ = ("future",)
+    __slots__ = ()
+    sink = property(lambda self: self)
 
-    def __init__(self, future, func, args, kwargs, timeout):
-        Call.__init__(self, self, func, args, kwargs, timeout)
-        self.future = future
+    def __init__(self, lock, func, args, kwargs, timeout):
+        PoolFuture.__init__(self, lock)
+        self._setup(func, args, kwargs, timeout)
 
-    def _start(self):
-        return self.future.start()
-
-    def _cancel(self):
-        return self.future.cancel()
+    _cancel = PoolFuture.cancel
 
     def _set_result(self, index, success, value):
         try:
             if success:
-                self.future.set_result(value)
+                self.set_result(value)
             else:
-                self.future.set_exception(_for_executor(value))
+                self.set_exception(_for_executor(value))
         except concurrent.futures.InvalidStateError:
             pass            # already failed (its timeout) or cancelled
 
     @staticmethod
     def finish_plain(calls, values):
         # One executor's futures share one lock: the batch is finished under one acquisition.
-        finish_many(calls[0].future._lock, [call.future for call in calls], values)
+        finish_many(calls[0]._lock, calls, values)
 
 
 class _MapResults(IMapIterator):
@@ -127,8 +126,8 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         check_callable(fn, "fn")
-        future = PoolFuture(self._future_lock)
-        self._engine.submit(_FutureCall(future, fn, args, kwargs, self._task_timeout))
+        future = Future(self._future_lock, fn, args, kwargs, self._task_timeout)
+        self._engine.submit(future)
         return future
 
     submit.__doc__ = concurrent.futures.Executor.submit.__doc__
@@ -217,5 +216,5 @@ def _iterate(results, job, end_time):
     except StopIteration:
         return
     finally:
-        job.cancelled = True
+        job.dropped = True
 

@@ -53,7 +53,7 @@ class Job:
     """One call to the pool: its tasks' input, function, options and where results go."""
 
     __slots__ = ("sink", "kind", "func", "source", "next_index", "length", "timeout", "chunksize",
-                 "buffersize", "consumed", "progress", "pending", "exhausted", "cancelled",
+                 "buffersize", "consumed", "progress", "pending", "exhausted", "dropped",
                  "input_error")
 
     def __init__(self, sink, kind, func, source, *, length=None, timeout=None, chunksize=None,
@@ -71,7 +71,7 @@ class Job:
         self.progress = progress
         self.pending = 0                # tasks taken from source whose result is not in yet
         self.exhausted = False
-        self.cancelled = False
+        self.dropped = False            # the caller stopped wanting results (cancelled)
         self.input_error = None
 
     def _take(self, count):
@@ -95,7 +95,7 @@ class Job:
 class Call:
     """One apply_async()/submit(): a Job of one task, made cheaply (it is made per call)."""
 
-    __slots__ = ("sink", "func", "source", "timeout", "cancelled", "pending", "next_index")
+    __slots__ = ("sink", "func", "source", "timeout", "dropped", "pending", "next_index")
     kind = _w.APPLY
     progress = None
     length = 1
@@ -106,10 +106,13 @@ class Call:
 
     def __init__(self, sink, func, args, kwargs, timeout):
         self.sink = sink
+        self._setup(func, args, kwargs, timeout)
+
+    def _setup(self, func, args, kwargs, timeout):
         self.func = func
         self.source = (args, kwargs)
         self.timeout = timeout
-        self.cancelled = False
+        self.dropped = False            # the caller stopped wanting results (cancelled)
         self.pending = 1
         self.next_index = 1
 
@@ -400,7 +403,7 @@ class Engine:
         if self._requeued or self._incoming:
             return False
         for job in self._jobs:
-            if not job.cancelled and (job.kind == _w.APPLY or not job.exhausted):
+            if not job.dropped and (job.kind == _w.APPLY or not job.exhausted):
                 return False
         return not any(worker.batches for worker in self._workers)
 
@@ -426,7 +429,7 @@ class Engine:
                     for job in self._jobs:
                         cancel = getattr(job.sink, "_cancel", None)
                         if cancel is not None and cancel():
-                            job.cancelled = True
+                            job.dropped = True
                 elif not worker.alive:
                     self._replace(worker)
             else:
@@ -473,7 +476,7 @@ class Engine:
                           [attempt], job.kind, job.func)
         while self._jobs:
             job = self._jobs[0]
-            if job.cancelled:
+            if job.dropped:
                 self._jobs.popleft()
                 continue
             if job.kind == _w.APPLY:
@@ -546,7 +549,7 @@ class Engine:
             if job.kind != _w.APPLY:
                 break
             self._jobs.popleft()
-            if job.cancelled or not job.sink._start():
+            if job.dropped or not job.sink._start():
                 continue
             jobs.append(job)
             items.append(job.source)

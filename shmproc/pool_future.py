@@ -66,7 +66,7 @@ class PoolFuture(Future):
             return self._result
         return Future.result(self, timeout)
 
-    def start(self):
+    def _start(self):
         """set_running_or_notify_cancel(), without the condition in the common case."""
         with self._lock:
             if self._state == _PENDING:
