@@ -125,7 +125,8 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
     def submit(self, fn, /, *args, **kwargs):
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        check_callable(fn, "fn")
+        if not callable(fn):
+            check_callable(fn, "fn")
         future = Future(self._future_lock, fn, args, kwargs, self._task_timeout)
         self._engine.submit(future)
         return future
