@@ -184,9 +184,11 @@ class _Worker:
         # Until its sentinel fires: asking process.exitcode is a system call, and every call that
         # lets go of the GIL costs the pool thread a wait for it while callers are busy.
         self.alive = False
-        # A spawned worker takes tens of milliseconds to start, and they do not come up in order:
-        # it gets tasks only once it says it is ready, so the first task goes to the first worker
-        # up. A forked one is ready at once.
+        # A spawned worker (a new interpreter) takes tens of milliseconds to start, and they do
+        # not come up in order: it gets tasks only once it says it is ready, so the first task
+        # goes to the first worker up. A forked one (also from a fork server, which forks them
+        # in order, milliseconds apart) is taken as ready at once: waiting for its word would
+        # only add a round trip.
         self.ready = False
 
 
@@ -220,7 +222,7 @@ class Engine:
         self._poller = select.poll()
         self._by_fd = {}
         self._task_ns = None            # measured mean task time
-        self._ready_at_start = context.get_start_method() == "fork"
+        self._ready_at_start = context.get_start_method() != "spawn"
         if context.get_start_method() == "forkserver":
             # A fork server not started yet imports what a worker needs once, not each worker.
             from shmproc import _compat

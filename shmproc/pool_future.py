@@ -52,6 +52,10 @@ class PoolFuture(Future):
                     cond = self._cond = threading.Condition(self._lock)
         return cond
 
+    @_condition.setter
+    def _condition(self, value):
+        self._cond = value
+
     def done(self):
         return self._state in _DONE_STATES
 
