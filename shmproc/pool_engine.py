@@ -330,7 +330,7 @@ class Engine:
         process = self._context.Process(
             target=_w.worker_main, name=f"{self._name}-{worker.slot + 1}",
             args=(worker.slot, worker.ring, self._results, record_handle, self._initializer,
-                  self._initargs))
+                  self._initargs, not worker.ready))
         process.daemon = True
         process.start()
         if worker.process is not None:

@@ -76,8 +76,9 @@ def _encode_value(value):
         return FAILED, _pickled(MaybeEncodingError(exc, value))
 
 
-def worker_main(slot, tasks, results, record_handle, initializer, initargs):
-    """The target of every worker process. Returns when the parent sends None."""
+def worker_main(slot, tasks, results, record_handle, initializer, initargs, announce=False):
+    """The target of every worker process. Returns when the parent sends None. announce: say
+    when ready (the parent waits for that before it sends tasks)."""
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from shmproc import _core
@@ -90,7 +91,8 @@ def worker_main(slot, tasks, results, record_handle, initializer, initargs):
     held: list = []          # (batch number, results) sent but not yet acknowledged
     clock = time.monotonic_ns
     pid = os.getpid()
-    results.put((slot, pid, READY, 0, (), None))
+    if announce:
+        results.put((slot, pid, READY, 0, (), None))
     while True:
         message = tasks.get()
         if message is None:
