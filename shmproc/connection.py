@@ -9,18 +9,31 @@ keeps it open until it closes it).
 ``fileno()`` gives a descriptor that select() and ``wait()`` see readable while a message or EOF is
 waiting; asking for it makes every later send to an empty ring write one byte to that descriptor.
 
-``Listener``, ``Client`` and the authentication helpers are the standard library's (sockets between
-machines are not what shared memory is for), re-exported so that ``shmproc.connection`` can stand in
-for ``multiprocessing.connection``.
+``Listener``, ``Client``, the address helpers and authentication are in shmproc/listener.py (mostly
+the standard library's; that file says whose is what), re-exported here so that ``shmproc.connection``
+stands in for ``multiprocessing.connection``.
 """
 import multiprocessing.connection as _mp_connection
-from multiprocessing import BufferTooShort
-from multiprocessing.connection import Client, Listener, answer_challenge, deliver_challenge
+from multiprocessing import AuthenticationError, BufferTooShort
 
 from shmproc import _core
+from shmproc.listener import (
+    Client,
+    Listener,
+    SocketConnection,
+    UnauthenticatedListenerWarning,
+    address_type,
+    answer_challenge,
+    arbitrary_address,
+    default_family,
+    deliver_challenge,
+    families,
+)
 
-__all__ = ["BufferTooShort", "Client", "Connection", "Listener", "Pipe", "answer_challenge",
-           "deliver_challenge", "wait"]
+__all__ = ["AuthenticationError", "BufferTooShort", "Client", "Connection", "Listener", "Pipe",
+           "SocketConnection", "UnauthenticatedListenerWarning", "address_type",
+           "answer_challenge", "arbitrary_address", "default_family", "deliver_challenge",
+           "families", "wait"]
 
 
 class Connection:
