@@ -82,6 +82,10 @@ def __getattr__(name):
         from shmproc import ndarray
         value = globals()[name] = getattr(ndarray, name)
         return value
+    # multiprocessing.reduction is always there (its context imports it); so is ours, on first use.
+    if name == "reduction":
+        import importlib
+        return importlib.import_module("shmproc.reduction")
     if name == "OwnerDiedError":
         from shmproc._core import OwnerDiedError
         globals()[name] = OwnerDiedError

@@ -1,0 +1,26 @@
+"""Module-level child targets for the descriptor-passing and connection-pickling tests (spawned
+children import them)."""
+import os
+
+from shmproc import reduction
+
+
+def write_through_received_fd(conn, data):
+    fd = reduction.recv_handle(conn)
+    os.write(fd, data)
+    os.close(fd)
+
+
+def receive_connection_and_reply(address, authkey):
+    """Get a connection end through a socket connection (Listener/Client), then answer on it."""
+    from shmproc.connection import Client
+    with Client(address, authkey=authkey) as link:
+        conn = link.recv()
+        conn.send(("got", conn.recv()))
+        link.send("done")
+
+
+def answer_on_connection_from_queue(q):
+    conn = q.get(timeout=60)
+    conn.send(conn.recv() * 2)
+    conn.close()
