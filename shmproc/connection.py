@@ -14,6 +14,9 @@ the standard library's; that file says whose is what), re-exported here so that 
 stands in for ``multiprocessing.connection``.
 """
 import multiprocessing.connection as _mp_connection
+import multiprocessing.context as _mp_context
+import multiprocessing.reduction as _mp_reduction
+import os
 from multiprocessing import AuthenticationError, BufferTooShort
 
 from shmproc import _core
@@ -140,14 +143,46 @@ class Connection:
         self.close()
 
     def __reduce__(self):
+        # Pickled to another process (a queue, a pipe, a socket connection), a Connection carries
+        # duplicates of its descriptors, as multiprocessing's do, so the sender may close its end
+        # right after sending; while a process is being started they travel with the start.
         if self._closed:
             raise OSError("handle is closed")
-        return (Connection, (self._reader, self._writer))
+        if _mp_context.get_spawning_popen() is not None:
+            return (Connection, (self._reader, self._writer))
+        duplicates = {}
+        return (_rebuild_connection, (_ring_in_transit(self._reader, duplicates),
+                                      _ring_in_transit(self._writer, duplicates)))
 
     def __repr__(self):
         state = "closed" if self._closed else ("duplex" if self._reader and self._writer else
                                                "read-only" if self._reader else "write-only")
         return f"<shmproc.connection.Connection {state} at {id(self):#x}>"
+
+
+def _ring_in_transit(ring, duplicates):
+    """A ring's rebuild arguments with each of this process's descriptors, named (pid, fd) in its
+    handle, replaced by a duplicate handed over by the standard library's resource sharer (the
+    receiver's attach takes either). One duplicate per descriptor: both rings of a duplex end share
+    the channel's segment."""
+    if ring is None:
+        return None
+    rebuild, (cls, handle) = ring.__reduce__()
+    own = os.getpid()
+
+    def carried(item):
+        if not (isinstance(item, tuple) and len(item) == 2 and item[0] == own):
+            return item
+        if item[1] not in duplicates:
+            duplicates[item[1]] = _mp_reduction.DupFd(item[1])
+        return duplicates[item[1]]
+
+    return rebuild, cls, tuple(carried(item) for item in handle)
+
+
+def _rebuild_connection(reader, writer):
+    rings = [None if ring is None else ring[0](ring[1], ring[2]) for ring in (reader, writer)]
+    return Connection(*rings)
 
 
 def Pipe(duplex=True):

@@ -63,6 +63,7 @@ def test_connection_pickles_through_a_socket_connection(shm_ctx):
         child.start()
         with listener.accept() as link:
             link.send(there)
+            there.close()                # the pickle carries duplicates, as multiprocessing's does
             here.send("hello")
             assert here.recv() == ("got", "hello")
             assert link.recv() == "done"
@@ -75,6 +76,7 @@ def test_connection_pickles_through_a_queue(shm_ctx):
     child = shm_ctx.Process(target=support_reduction.answer_on_connection_from_queue, args=(q,))
     child.start()
     q.put(there)
+    there.close()
     here.send(21)
     assert here.recv() == 42
     joined(child)
