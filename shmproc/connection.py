@@ -20,6 +20,7 @@ import os
 from multiprocessing import AuthenticationError, BufferTooShort
 
 from shmproc import _core
+from shmproc import reduction as _reduction  # noqa: F401 - sockets' connections pickle in messages
 from shmproc.listener import (
     Client,
     Listener,
@@ -40,7 +41,16 @@ __all__ = ["AuthenticationError", "BufferTooShort", "Client", "Connection", "Lis
 
 
 class Connection:
-    """One end of a Pipe: multiprocessing's Connection API over shared-memory rings."""
+    """One end of a Pipe: multiprocessing's Connection API over shared-memory rings.
+
+    ``Connection(handle, readable=True, writable=True)`` with a descriptor (an int), as
+    multiprocessing.connection.Connection is called, gives the standard library's connection over
+    that socket or pipe descriptor (a ``SocketConnection``)."""
+
+    def __new__(cls, reader, writer=None, *args, **kwargs):
+        if isinstance(reader, int):
+            return SocketConnection(reader, *(() if writer is None else (writer,)) + args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, reader, writer):
         self._reader = reader
@@ -160,14 +170,14 @@ class Connection:
         return f"<shmproc.connection.Connection {state} at {id(self):#x}>"
 
 
-def _ring_in_transit(ring, duplicates):
-    """A ring's rebuild arguments with each of this process's descriptors, named (pid, fd) in its
-    handle, replaced by a duplicate handed over by the standard library's resource sharer (the
-    receiver's attach takes either). One duplicate per descriptor: both rings of a duplex end share
-    the channel's segment."""
-    if ring is None:
+def _ring_in_transit(end, duplicates):
+    """An end's rebuild function and arguments, its handle (the last argument) with each of this
+    process's descriptors, named (pid, fd) there, replaced by a duplicate that the standard
+    library's resource sharer hands over (attaching takes either). One duplicate per descriptor:
+    both ends of a duplex Connection share the channel's segment."""
+    if end is None:
         return None
-    rebuild, (cls, handle) = ring.__reduce__()
+    rebuild, args = end.__reduce__()
     own = os.getpid()
 
     def carried(item):
@@ -177,12 +187,12 @@ def _ring_in_transit(ring, duplicates):
             duplicates[item[1]] = _mp_reduction.DupFd(item[1])
         return duplicates[item[1]]
 
-    return rebuild, cls, tuple(carried(item) for item in handle)
+    return rebuild, args[:-1] + (tuple(carried(item) for item in args[-1]),)
 
 
 def _rebuild_connection(reader, writer):
-    rings = [None if ring is None else ring[0](ring[1], ring[2]) for ring in (reader, writer)]
-    return Connection(*rings)
+    ends = [None if end is None else end[0](*end[1]) for end in (reader, writer)]
+    return Connection(*ends)
 
 
 def Pipe(duplex=True):
@@ -201,3 +211,12 @@ def wait(object_list, timeout=None):
     (multiprocessing.connection.wait). Takes Connections, queues (or their ``_reader``), process
     sentinels, and anything else with a fileno() or an int descriptor."""
     return _mp_connection.wait(object_list, timeout)
+
+
+def __getattr__(name):
+    # The rest of multiprocessing.connection (its protocol constants, SocketListener, BUFSIZE, ...)
+    # is the standard library's, for code that reaches for it through this module.
+    try:
+        return getattr(_mp_connection, name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

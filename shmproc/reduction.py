@@ -13,8 +13,11 @@ receiver calls ``recv_handle``.
 Every other connection (the standard library's, the sockets of ``Listener``/``Client``) goes to the
 standard library's functions, and everything else here -- ``ForkingPickler``, ``register``, ``dump``,
 ``DupFd``, ``sendfds``/``recvfds``, the registered reducers for sockets and connections -- is the
-standard library's own.
+standard library's own. Importing this module also registers the standard library's socket
+connection with ``copyreg`` (see below); shmproc's queues and pipes import it.
 """
+import copyreg
+import multiprocessing.connection as _mp_connection
 from multiprocessing.reduction import (
     ACKNOWLEDGE,
     HAVE_SEND_HANDLE,
@@ -28,6 +31,12 @@ from multiprocessing.reduction import (
 )
 from multiprocessing.reduction import recv_handle as _stdlib_recv_handle
 from multiprocessing.reduction import send_handle as _stdlib_send_handle
+
+# shmproc pickles messages with plain pickle first (fast), and a standard-library socket connection
+# does not refuse plain pickle: it would be copied as a bare descriptor number, meaningless in the
+# receiver. Registered here, it pickles everywhere as ForkingPickler pickles it (a duplicate of the
+# descriptor, handed over at process start or by the resource sharer).
+copyreg.pickle(_mp_connection.Connection, _mp_connection.reduce_connection)
 
 __all__ = ["ACKNOWLEDGE", "HAVE_SEND_HANDLE", "AbstractReducer", "DupFd", "ForkingPickler", "dump",
            "recv_handle", "recvfds", "register", "send_handle", "sendfds"]

@@ -76,6 +76,7 @@ def _run_suite_here():
     mapping = _overlay()
     saved = {name: sys.modules.get(name) for name in mapping}
     sys.modules.update(mapping)
+    globals()["__file__"] = spec.origin       # the suite finds its helper scripts next to itself
     try:
         exec(code, globals())
     finally:

@@ -37,7 +37,8 @@ cdef object forking_dumps(object obj, object buffer_callback):
     objects that plain pickle refuses."""
     from multiprocessing.reduction import ForkingPickler
     buf = _io.BytesIO()
-    ForkingPickler(buf, 5, buffer_callback=buffer_callback).dump(obj)
+    # positional: 3.11's ForkingPickler.__init__ takes no keyword arguments
+    ForkingPickler(buf, 5, True, buffer_callback).dump(obj)
     return buf.getvalue()
 
 
