@@ -86,5 +86,6 @@ def recv_handle(conn):
         return _stdlib_recv_handle(conn)
     message = conn.recv()
     if not isinstance(message, PassedHandle):
-        raise RuntimeError(f"expected a descriptor (send_handle), received {type(message).__name__}")
+        raise RuntimeError(  # noqa: TRY004 - what multiprocessing raises here
+            f"expected a descriptor (send_handle), received {type(message).__name__}")
     return message.detach()

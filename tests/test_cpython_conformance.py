@@ -12,7 +12,10 @@ import unittest
 import pytest
 
 import shmproc
-import support_cpython_mp as suite
+
+# Some distributions ship Python without its test package.
+pytest.importorskip("test._test_multiprocessing")
+import support_cpython_mp as suite  # noqa: E402 - after the check above
 
 START_METHODS = ("fork", "spawn")
 

@@ -120,3 +120,123 @@ def test_accepted_connection_is_a_socket_connection():
             assert conn.recv() is type(None)
         thread.join(10)
     assert not errors
+
+
+def test_wait_takes_every_kind_of_waitable_together():
+    import socket
+
+    import shmproc
+    from shmproc.connection import Pipe, wait
+    ours_r, ours_w = Pipe()
+    theirs_r, theirs_w = mp_connection.Pipe()
+    sock_a, sock_b = socket.socketpair()
+    process = shmproc.Process(target=int)
+    process.start()
+    process.join(30)
+    try:
+        everything = [ours_r, theirs_r, sock_a, process.sentinel]
+        assert wait(everything, timeout=30) == [process.sentinel]
+        ours_w.send(1)
+        theirs_w.send(2)
+        sock_b.send(b"3")
+        ready = wait(everything, timeout=30)
+        assert set(map(id, ready)) == set(map(id, everything))
+        assert wait([ours_r], timeout=-1) == [ours_r]      # a negative timeout polls, as there
+    finally:
+        for closeable in (ours_r, ours_w, theirs_r, theirs_w, sock_a, sock_b):
+            closeable.close()
+
+
+def test_connection_on_a_descriptor_is_the_standard_librarys():
+    read_fd, write_fd = os.pipe()
+    reader = connection.Connection(read_fd, writable=False)
+    writer = connection.Connection(write_fd, readable=False)
+    assert isinstance(reader, connection.SocketConnection)
+    writer.send_bytes(b"abc")
+    assert reader.recv_bytes() == b"abc"
+    reader.close()
+    writer.close()
+    with pytest.raises((ValueError, OSError)):
+        connection.Connection(-1)
+    assert connection.CHALLENGE == mp_connection.CHALLENGE     # the rest of the stdlib module
+
+
+def test_socket_connection_pickles_through_a_shmproc_queue():
+    from shmproc.queues import Queue
+    with Listener(family="AF_UNIX") as listener:
+        thread, errors = serve_one(listener, lambda x: x + 1)
+        client = Client(listener.address)
+        q = Queue()
+        q.put(client)          # as multiprocessing pickles it: a duplicate of the descriptor
+        client.close()
+        again = q.get(timeout=30)
+        again.send(41)
+        assert again.recv() == 42
+        again.close()
+        thread.join(10)
+    assert not errors
+
+
+# -- another Python's standard library on the other end (its own authentication protocol) -------
+
+INTEROP_SCRIPT = """
+import sys
+from multiprocessing.connection import Client, Listener
+key = sys.argv[2].encode()
+if sys.argv[1] == "client":
+    with Client(("127.0.0.1", int(sys.argv[3])), authkey=key) as conn:
+        conn.send(conn.recv() * 2)
+else:
+    with Listener(("127.0.0.1", 0), authkey=key) as listener:
+        print(listener.address[1], flush=True)
+        with listener.accept() as conn:
+            conn.send(conn.recv() * 2)
+"""
+
+
+def other_pythons():
+    """Interpreters of other versions to talk to: SHMPROC_INTEROP_PYTHONS (os.pathsep-separated),
+    and python3.N on PATH that run."""
+    import shutil
+    import subprocess
+    import sys
+    names = [p for p in os.environ.get("SHMPROC_INTEROP_PYTHONS", "").split(os.pathsep) if p]
+    names += [f"python3.{minor}" for minor in range(11, 16) if minor != sys.version_info[1]]
+    found = {}
+    for name in names:
+        path = shutil.which(name)
+        if path is None:
+            continue
+        try:
+            version = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2])"],
+                                     capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if version and version != str(sys.version_info[:2]):
+            found.setdefault(version, path)
+    return sorted(found.items())
+
+
+@pytest.mark.parametrize("version, python", other_pythons() or
+                         [pytest.param(None, None, marks=pytest.mark.skip("no other Python"))])
+def test_wire_compatible_with_another_pythons_standard_library(version, python):
+    import subprocess
+    with Listener(("127.0.0.1", 0), authkey=KEY) as listener:
+        child = subprocess.Popen([python, "-c", INTEROP_SCRIPT, "client", KEY.decode(),
+                                  str(listener.address[1])])
+        try:
+            with listener.accept() as conn:
+                conn.send(21)
+                assert conn.recv() == 42
+        finally:
+            assert child.wait(60) == 0
+    child = subprocess.Popen([python, "-c", INTEROP_SCRIPT, "listener", KEY.decode()],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(child.stdout.readline())
+        with Client(("127.0.0.1", port), authkey=KEY) as conn:
+            conn.send(4)
+            assert conn.recv() == 8
+    finally:
+        child.stdout.close()
+        assert child.wait(60) == 0
