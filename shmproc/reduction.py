@@ -26,7 +26,6 @@ from multiprocessing.reduction import (
     ForkingPickler,
     dump,
     recvfds,
-    register,
     sendfds,
 )
 from multiprocessing.reduction import recv_handle as _stdlib_recv_handle
@@ -40,6 +39,14 @@ copyreg.pickle(_mp_connection.Connection, _mp_connection.reduce_connection)
 
 __all__ = ["ACKNOWLEDGE", "HAVE_SEND_HANDLE", "AbstractReducer", "DupFd", "ForkingPickler", "dump",
            "recv_handle", "recvfds", "register", "send_handle", "sendfds"]
+
+
+def register(type_, reduce):
+    """Register a reduce function for a type (multiprocessing.reduction.register). shmproc pickles
+    messages with plain pickle, so the function is registered with ``copyreg`` too: it then applies
+    to every pickling of that type in this process, not only multiprocessing's."""
+    ForkingPickler.register(type_, reduce)
+    copyreg.pickle(type_, reduce)
 
 
 class PassedHandle:

@@ -24,3 +24,14 @@ def answer_on_connection_from_queue(q):
     conn = q.get(timeout=60)
     conn.send(conn.recv() * 2)
     conn.close()
+
+
+class Registered:
+    """A type whose registered reducer marks what crossed."""
+
+    def __init__(self, value, via="plain"):
+        self.value, self.via = value, via
+
+
+def reduce_registered(obj):
+    return Registered, (obj.value, "registered reducer")

@@ -80,3 +80,18 @@ def test_connection_pickles_through_a_queue(shm_ctx):
     here.send(21)
     assert here.recv() == 42
     joined(child)
+
+
+def test_register_applies_to_shmproc_messages():
+    try:
+        reduction.register(support_reduction.Registered, support_reduction.reduce_registered)
+        a, b = shmproc.Pipe()
+        a.send(support_reduction.Registered(7))
+        got = b.recv()
+        assert (got.value, got.via) == (7, "registered reducer")
+        assert reduction.ForkingPickler._extra_reducers[support_reduction.Registered] \
+            is support_reduction.reduce_registered
+    finally:
+        import copyreg
+        copyreg.dispatch_table.pop(support_reduction.Registered, None)
+        reduction.ForkingPickler._extra_reducers.pop(support_reduction.Registered, None)
