@@ -9,6 +9,9 @@ keeps it open until it closes it).
 ``fileno()`` gives a descriptor that select() and ``wait()`` see readable while a message or EOF is
 waiting; asking for it makes every later send to an empty ring write one byte to that descriptor.
 
+A Connection pickles to another process (through a queue, a Pipe or a socket connection) as a
+handle that carries duplicates of its descriptors, so the sender may close its end once sent.
+
 ``Listener``, ``Client``, the address helpers and authentication are in shmproc/listener.py (mostly
 the standard library's; that file says whose is what), re-exported here so that ``shmproc.connection``
 stands in for ``multiprocessing.connection``.
@@ -20,24 +23,12 @@ import os
 from multiprocessing import AuthenticationError, BufferTooShort
 
 from shmproc import _core
+from shmproc import listener as _listener
 from shmproc import reduction as _reduction  # noqa: F401 - sockets' connections pickle in messages
-from shmproc.listener import (
-    Client,
-    Listener,
-    SocketConnection,
-    UnauthenticatedListenerWarning,
-    address_type,
-    answer_challenge,
-    arbitrary_address,
-    default_family,
-    deliver_challenge,
-    families,
-)
+from shmproc.listener import *  # Listener, Client, families, ... re-exported
+from shmproc.listener import SocketConnection
 
-__all__ = ["AuthenticationError", "BufferTooShort", "Client", "Connection", "Listener", "Pipe",
-           "SocketConnection", "UnauthenticatedListenerWarning", "address_type",
-           "answer_challenge", "arbitrary_address", "default_family", "deliver_challenge",
-           "families", "wait"]
+__all__ = ["AuthenticationError", "BufferTooShort", "Connection", "Pipe", "wait"] + _listener.__all__
 
 
 class Connection:
@@ -208,8 +199,10 @@ def Pipe(duplex=True):
 
 def wait(object_list, timeout=None):
     """Wait until an object in object_list is ready; return the ready ones
-    (multiprocessing.connection.wait). Takes Connections, queues (or their ``_reader``), process
-    sentinels, and anything else with a fileno() or an int descriptor."""
+    (multiprocessing.connection.wait, which it is: every object here has a descriptor). Takes
+    shmproc's and the standard library's Connections together, queues (or their ``_reader``),
+    sockets, process sentinels, and anything else with a fileno() or an int descriptor; timeouts
+    as there (negative: do not wait)."""
     return _mp_connection.wait(object_list, timeout)
 
 

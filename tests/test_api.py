@@ -83,7 +83,8 @@ def test_pool_and_manager_are_still_the_standard_librarys_and_work():
 def test_modules_define_all():
     import importlib
     for module in ("shmproc.synchronize", "shmproc.sharedctypes", "shmproc.ndarray",
-                   "shmproc.queues", "shmproc.connection", "shmproc.context", "shmproc.process"):
+                   "shmproc.queues", "shmproc.connection", "shmproc.context", "shmproc.process",
+                   "shmproc.listener", "shmproc.reduction"):
         mod = importlib.import_module(module)
         assert mod.__all__, module
         for name in mod.__all__:
