@@ -103,12 +103,25 @@ def test_loopback_without_authkey_does_not_warn():
         Listener(family="AF_UNIX").close()
 
 
-def test_all_interfaces_without_authkey_warns():
+@pytest.mark.parametrize("address, reachable", [
+    (("0.0.0.0", 5000), True), (("::", 5000, 0, 0), True), (("192.0.2.7", 5000), True),
+    (("127.0.0.1", 5000), False), (("127.8.9.10", 5000), False), (("::1", 5000, 0, 0), False),
+    ("/tmp/listener-x", False), (b"\0abstract", False),
+])
+def test_which_bound_addresses_other_hosts_reach(address, reachable):
+    from shmproc.listener import _reachable_from_other_hosts
+    assert _reachable_from_other_hosts(address) is reachable
+
+
+def test_reachable_listener_without_authkey_warns(monkeypatch):
+    # Network tests stay on loopback: the bound address is declared reachable instead.
+    import shmproc.listener
+    monkeypatch.setattr(shmproc.listener, "_reachable_from_other_hosts", lambda address: True)
     with pytest.warns(connection.UnauthenticatedListenerWarning, match="authkey"):
-        Listener(("0.0.0.0", 0)).close()
+        Listener(("127.0.0.1", 0)).close()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        Listener(("0.0.0.0", 0), authkey=KEY).close()
+        Listener(("127.0.0.1", 0), authkey=KEY).close()
 
 
 def test_accepted_connection_is_a_socket_connection():
