@@ -25,8 +25,18 @@ from multiprocessing import AuthenticationError, BufferTooShort
 from shmproc import _core
 from shmproc import listener as _listener
 from shmproc import reduction as _reduction  # noqa: F401 - sockets' connections pickle in messages
-from shmproc.listener import *  # Listener, Client, families, ... re-exported
-from shmproc.listener import SocketConnection
+from shmproc.listener import (  # noqa: F401
+    Client,
+    Listener,
+    SocketConnection,
+    UnauthenticatedListenerWarning,
+    address_type,
+    answer_challenge,
+    arbitrary_address,
+    default_family,
+    deliver_challenge,
+    families,
+)
 
 __all__ = ["AuthenticationError", "BufferTooShort", "Connection", "Pipe", "wait"] + _listener.__all__
 
@@ -151,7 +161,7 @@ class Connection:
             raise OSError("handle is closed")
         if _mp_context.get_spawning_popen() is not None:
             return (Connection, (self._reader, self._writer))
-        duplicates = {}
+        duplicates: dict = {}
         return (_rebuild_connection, (_ring_in_transit(self._reader, duplicates),
                                       _ring_in_transit(self._writer, duplicates)))
 

@@ -14,19 +14,21 @@ authenticate (no ``authkey``) warns with ``UnauthenticatedListenerWarning``, sin
 can make this process unpickle what they send.
 """
 import ipaddress
-import multiprocessing.connection as _mp_connection
+import multiprocessing.connection
 import warnings
-from multiprocessing.connection import (
-    Client,
-    address_type,
-    answer_challenge,
-    arbitrary_address,
-    default_family,
-    deliver_challenge,
-    families,
-)
+from typing import Any
 
+# Typed as Any: the standard library's type stubs leave out some of these public names.
+_mp_connection: Any = multiprocessing.connection
+
+Client = _mp_connection.Client
 SocketConnection = _mp_connection.Connection
+address_type = _mp_connection.address_type
+answer_challenge = _mp_connection.answer_challenge
+arbitrary_address = _mp_connection.arbitrary_address
+default_family = _mp_connection.default_family
+deliver_challenge = _mp_connection.deliver_challenge
+families = _mp_connection.families
 
 __all__ = ["Client", "Listener", "SocketConnection", "UnauthenticatedListenerWarning",
            "address_type", "answer_challenge", "arbitrary_address", "default_family",

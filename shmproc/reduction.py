@@ -17,7 +17,7 @@ standard library's own. Importing this module also registers the standard librar
 connection with ``copyreg`` (see below); shmproc's queues and pipes import it.
 """
 import copyreg
-import multiprocessing.connection as _mp_connection
+import multiprocessing.connection
 from multiprocessing.reduction import (
     ACKNOWLEDGE,
     HAVE_SEND_HANDLE,
@@ -30,6 +30,10 @@ from multiprocessing.reduction import (
 )
 from multiprocessing.reduction import recv_handle as _stdlib_recv_handle
 from multiprocessing.reduction import send_handle as _stdlib_send_handle
+from typing import Any
+
+# Typed as Any: the standard library's type stubs leave out reduce_connection.
+_mp_connection: Any = multiprocessing.connection
 
 # shmproc pickles messages with plain pickle first (fast), and a standard-library socket connection
 # does not refuse plain pickle: it would be copied as a bare descriptor number, meaningless in the

@@ -4,12 +4,12 @@ import multiprocessing
 import os
 
 import pytest
+import support_reduction
+from support_queues import joined
 
 import shmproc
-import support_reduction
 from shmproc import reduction
 from shmproc.connection import Listener
-from support_queues import joined
 
 KEY = b"reduction test key"
 
