@@ -35,3 +35,11 @@ class Registered:
 
 def reduce_registered(obj):
     return Registered, (obj.value, "registered reducer")
+
+
+def answer_on_socket_and_connection(sock, conn):
+    """Arguments pickled at process start by multiprocessing's registered reducers."""
+    sock.sendall(sock.recv(16).upper())
+    conn.send(conn.recv() + 1)
+    sock.close()
+    conn.close()

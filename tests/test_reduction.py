@@ -95,3 +95,24 @@ def test_register_applies_to_shmproc_messages():
         import copyreg
         copyreg.dispatch_table.pop(support_reduction.Registered, None)
         reduction.ForkingPickler._extra_reducers.pop(support_reduction.Registered, None)
+
+
+def test_sockets_and_socket_connections_as_process_arguments(shm_ctx):
+    import socket
+    mine, theirs = socket.socketpair()
+    with Listener(family="AF_UNIX") as listener:
+        from shmproc.connection import Client
+        client = Client(listener.address)
+        served = listener.accept()
+        child = shm_ctx.Process(target=support_reduction.answer_on_socket_and_connection,
+                                args=(theirs, served))
+        child.start()
+        theirs.close()
+        served.close()
+        mine.sendall(b"abc")
+        assert mine.recv(16) == b"ABC"
+        client.send(1)
+        assert client.recv() == 2
+        joined(child)
+        client.close()
+    mine.close()
