@@ -1,10 +1,10 @@
 """Pipe and Connection on shared-memory message rings; wait() over them (multiprocessing.connection).
 
-A Pipe is one channel segment with a ring per direction (shmproc/core/ring.pyx). ``send`` pickles in
-the caller and copies into the ring; ``recv`` copies out. ``recv`` raises EOFError once the ring is
-drained and every sending Connection is gone -- closed, or its process exited or was killed -- in
-every process that held one (as with multiprocessing, a forked child that inherits the sending end
-keeps it open until it closes it).
+A Pipe is one channel segment with a ring per direction (shmproc/core/connection.pyx over
+core/ring.pyx). ``send`` pickles in the caller and copies into the ring; ``recv`` copies out.
+``recv`` raises EOFError once the ring is drained and every sending Connection is gone -- closed,
+or its process exited or was killed -- in every process that held one (as with multiprocessing, a
+forked child that inherits the sending end keeps it open until it closes it).
 
 ``fileno()`` gives a descriptor that select() and ``wait()`` see readable while a message or EOF is
 waiting; asking for it makes every later send to an empty ring write one byte to that descriptor.
@@ -42,7 +42,8 @@ __all__ = ["AuthenticationError", "BufferTooShort", "Connection", "Pipe", "wait"
 
 
 class Connection:
-    """One end of a Pipe: multiprocessing's Connection API over shared-memory rings.
+    """One end of a Pipe: multiprocessing's Connection API over a reading and a writing
+    _core.ConnectionEnd (either may be None).
 
     ``Connection(handle, readable=True, writable=True)`` with a descriptor (an int), as
     multiprocessing.connection.Connection is called, gives the standard library's connection over
@@ -86,19 +87,19 @@ class Connection:
         """Send a picklable object (pickled here, so an unpicklable one raises here)."""
         self._check_closed()
         self._check_writable()
-        self._writer.put(obj)
+        self._writer.send(obj)
 
     def send_bytes(self, buf, offset=0, size=None):
         """Send the bytes of a bytes-like object (offset and size in bytes)."""
         self._check_closed()
         self._check_writable()
-        self._writer._send_bytes(buf, offset, size)
+        self._writer.send_bytes(buf, offset, size)
 
     def recv(self):
         """Receive an object; EOFError when nothing is left and every sender is gone."""
         self._check_closed()
         self._check_readable()
-        return self._reader.get()
+        return self._reader.recv()
 
     def recv_bytes(self, maxlength=None):
         """Receive a message's bytes. A message longer than maxlength raises OSError and is lost."""
@@ -106,7 +107,7 @@ class Connection:
         self._check_readable()
         if maxlength is not None and maxlength < 0:
             raise ValueError("negative maxlength")
-        data = self._reader._recv_bytes()
+        data = self._reader.recv_bytes()
         if maxlength is not None and len(data) > maxlength:
             raise OSError("bad message length")
         return data
@@ -122,7 +123,7 @@ class Connection:
                 raise ValueError("negative offset")
             elif offset > bytesize:
                 raise ValueError("offset too large")
-            data = self._reader._recv_bytes()
+            data = self._reader.recv_bytes()
             size = len(data)
             if bytesize < offset + size:
                 raise BufferTooShort(data)
@@ -133,7 +134,7 @@ class Connection:
         """Whether a message (or EOF) is waiting, waiting up to timeout seconds (None: forever)."""
         self._check_closed()
         self._check_readable()
-        return self._reader._poll(timeout)
+        return self._reader.poll(timeout)
 
     def fileno(self):
         """A descriptor that select() sees readable while a message or EOF is waiting."""
@@ -143,9 +144,9 @@ class Connection:
     def close(self):
         if not self._closed:
             self._closed = True
-            for ring in (self._reader, self._writer):
-                if ring is not None:
-                    ring._close()
+            for end in (self._reader, self._writer):
+                if end is not None:
+                    end.close()
 
     def __enter__(self):
         return self
@@ -162,8 +163,8 @@ class Connection:
         if _mp_context.get_spawning_popen() is not None:
             return (Connection, (self._reader, self._writer))
         duplicates: dict = {}
-        return (_rebuild_connection, (_ring_in_transit(self._reader, duplicates),
-                                      _ring_in_transit(self._writer, duplicates)))
+        return (_rebuild_connection, (_end_in_transit(self._reader, duplicates),
+                                      _end_in_transit(self._writer, duplicates)))
 
     def __repr__(self):
         state = "closed" if self._closed else ("duplex" if self._reader and self._writer else
@@ -171,7 +172,7 @@ class Connection:
         return f"<shmproc.connection.Connection {state} at {id(self):#x}>"
 
 
-def _ring_in_transit(end, duplicates):
+def _end_in_transit(end, duplicates):
     """An end's rebuild function and arguments, its handle (the last argument) with each of this
     process's descriptors, named (pid, fd) there, replaced by a duplicate that the standard
     library's resource sharer hands over (attaching takes either). One duplicate per descriptor:
@@ -199,7 +200,7 @@ def _rebuild_connection(reader, writer):
 def Pipe(duplex=True):
     """Two Connections: both ends send and receive if duplex, else the first only receives and the
     second only sends (multiprocessing.Pipe)."""
-    pairs = _core.open_pipe_rings(duplex)
+    pairs = _core.open_pipe_ends(duplex)
     if duplex:
         (reader0, writer0), (reader1, writer1) = pairs
         return Connection(reader0, writer1), Connection(reader1, writer0)
