@@ -5,7 +5,6 @@ By default a subset that fits CI's time runs; ``SHMPROC_CPYTHON_SUITE=full`` run
 below (the figures in docs/conformance.md come from that run). Tests shmproc does not pass on
 purpose are skipped here with the reason; docs/differences.md lists them.
 """
-import importlib.util
 import os
 import unittest
 
@@ -20,7 +19,7 @@ import support_cpython_mp as suite  # noqa: E402 - after the check above
 START_METHODS = ("fork", "spawn")
 
 # The suite's classes for what shmproc provides: processes, queues, locks and synchronization,
-# shared ctypes, pools, connections, listeners, pickled connections.
+# shared ctypes, connections, listeners, pickled connections (pools: see below).
 PROCESS_CLASSES = (
     "TestProcess", "TestSubclassingProcess", "TestQueue", "TestLock", "TestSemaphore",
     "TestCondition", "TestEvent", "TestBarrier", "TestValue", "TestArray", "TestSharedCTypes",
@@ -30,13 +29,11 @@ PROCESS_CLASSES = (
 PLAIN_CLASSES = (
     "TestWait", "TestInvalidFamily", "OtherTest", "TestTimeouts", "TestSimpleQueue",
     "TestIgnoreEINTR", "TestStdinBadfiledescriptor", "TestNoForkBomb", "TestCloseFds",
-    "TestInvalidHandle", "TestForkAwareThreadLock",
+    "TestInvalidHandle", "TestForkAwareThreadLock", "TestInitializers",
 )
-# The pool's classes, once shmproc has its own Pool (until then shmproc.Pool is the standard
-# library's Pool on shmproc's context, which is not what this suite is here to check).
-if importlib.util.find_spec("shmproc.pool") is not None:
-    PROCESS_CLASSES += ("TestPool", "TestPoolWorkerErrors", "TestPoolWorkerLifetime")
-    PLAIN_CLASSES += ("TestPoolNotLeakOnFailure", "TestInitializers")
+# The pool's own classes (TestPool, TestPoolWorkerErrors, TestPoolWorkerLifetime) run in
+# tests/test_pool_cpython.py, in a child interpreter: their pool lives for the whole class, which
+# this suite's per-test guard against leftover children forbids.
 # The CI subset: quick classes that still cover every area above.
 CI_PROCESS_CLASSES = (
     "TestQueue", "TestLock", "TestSemaphore", "TestEvent", "TestValue", "TestArray",
