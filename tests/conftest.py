@@ -18,6 +18,10 @@ sys.path.insert(0, os.path.dirname(__file__))   # support modules, importable by
 
 START_METHODS = ("fork", "spawn")
 
+# Processes a module-scoped fixture keeps for several tests (a Dask cluster's workers): the
+# guard below does not count them; the fixture that made them ends them.
+long_lived_pids = set()
+
 
 @pytest.fixture(params=START_METHODS)
 def ctx(request):
@@ -44,6 +48,8 @@ def _forkserver_and_trackers(children):
     helpers = ("forkserver", "resource_tracker")
     kept = []
     for child in children:
+        if child.pid in long_lived_pids:
+            continue
         try:
             cmdline = " ".join(child.cmdline())
         except psutil.Error:

@@ -37,10 +37,7 @@ class Connection:
         self.client = client
         self.owned_client = owned_client
         self.owned_cluster = owned_cluster
-
-    @property
-    def address(self):
-        return self.client.scheduler.address
+        self.address = client.scheduler.address
 
     def close(self):
         if self.owned_client:
