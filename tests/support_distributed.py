@@ -41,6 +41,10 @@ def fill_and_digest(array, value):
     return digest
 
 
+def column_sum(array, column):
+    return float(array[:, column].sum())
+
+
 def unpicklable_result(x):
     return lambda: x
 

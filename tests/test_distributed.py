@@ -301,3 +301,13 @@ def test_missing_dask_names_the_extra():
             "except ImportError as exc:\n    print(exc)\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert 'pip install "shmproc[dask]"' in run.stdout, run.stdout + run.stderr
+
+
+def test_joblib_backend_on_the_cluster(client):
+    joblib = pytest.importorskip("joblib")
+    import shmproc.joblib_backend  # noqa: F401
+    array = np.random.default_rng(2).random((2000, 200))        # 3.2 MB: shared once
+    expected = [float(array[:, c].sum()) for c in range(30)]
+    with joblib.parallel_config(backend="shmproc", n_jobs=2, cluster=client):
+        got = joblib.Parallel()(joblib.delayed(support.column_sum)(array, c) for c in range(30))
+    assert got == expected

@@ -79,7 +79,9 @@ def _local_cluster(processes, security):
     with dask.config.set(options):
         return LocalCluster(n_workers=processes or os.cpu_count() or 1, threads_per_worker=1,
                             processes=True, host="127.0.0.1", dashboard_address=None,
-                            worker_dashboard_address=None, security=security)
+                            worker_dashboard_address=None, security=security,
+                            scheduler_kwargs={"dashboard": False,
+                                              "dashboard_address": "127.0.0.1:0"})
 
 
 def connect(cluster, processes=None, security=None, insecure=False):
