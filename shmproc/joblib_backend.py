@@ -12,7 +12,11 @@ A shmproc shared array is passed as it is, never copied.
 """
 import joblib
 import numpy as np
-from joblib._parallel_backends import AutoBatchingMixin, ParallelBackendBase, PoolManagerMixin
+from joblib._parallel_backends import (
+    AutoBatchingMixin,
+    ParallelBackendBase,
+    PoolManagerMixin,
+)
 
 from shmproc import ndarray as _ndarray
 

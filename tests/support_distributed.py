@@ -25,6 +25,11 @@ def nap_then_square(x):
     return x * x
 
 
+def nap_then_read(array, index):
+    time.sleep(0.05)
+    return float(array[index])
+
+
 def remember(value):
     _initialized.append(value)
 
@@ -58,10 +63,14 @@ def main_kill_worker_mid_map():
     of map(); the map must finish with correct results, or fail clearly, within 10 s."""
     import signal
 
+    import numpy as np
+
+    import shmproc
     from shmproc.pool import Pool
+    array = shmproc.asshared(np.arange(200.0))     # a replacement worker lacks it: placed again
     with Pool(2, cluster="local") as pool:
         pids = sorted(set(pool.map(worker_pid, range(8), chunksize=1)))
-        result = pool.map_async(nap_then_square, range(200), chunksize=2)
+        result = pool.starmap_async(nap_then_read, [(array, x) for x in range(200)], chunksize=2)
         time.sleep(0.5)
         os.kill(pids[0], signal.SIGKILL)
         killed_at = time.monotonic()
@@ -70,7 +79,7 @@ def main_kill_worker_mid_map():
         except Exception as exc:
             print(f"ERROR {type(exc).__name__}: {exc}")
             return
-        ok = values == [x * x for x in range(200)]
+        ok = values == [float(x) for x in range(200)]
         print(f"DONE {ok} {time.monotonic() - killed_at:.2f}")
 
 

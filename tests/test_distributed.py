@@ -1,7 +1,6 @@
 """Pool(cluster=...) and ProcessPoolExecutor(cluster=...) on a real Dask LocalCluster: worker
 processes on 127.0.0.1, one cluster shared by the module (a start costs seconds)."""
 import concurrent.futures
-import io
 import logging
 import os
 import subprocess
@@ -14,11 +13,12 @@ import pytest
 distributed = pytest.importorskip(
     "distributed", reason="the cluster tests need the dask extra: pip install \"shmproc[dask]\"")
 
-import shmproc  # noqa: E402
-import support_distributed as support  # noqa: E402
-from conftest import long_lived_pids  # noqa: E402
-from shmproc.distributed import ClusterExecutor, ClusterPool, SchedulerLostError  # noqa: E402
-from shmproc.pool import Pool  # noqa: E402
+import support_distributed as support
+from conftest import long_lived_pids
+
+import shmproc
+from shmproc.distributed import ClusterExecutor, ClusterPool
+from shmproc.pool import Pool
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -140,9 +140,8 @@ def test_task_timeout_and_maxtasksperchild_are_refused(client):
         Pool(maxtasksperchild=5, cluster=client)
     with pytest.raises(ValueError, match="task_timeout"):
         Pool(task_timeout=5, cluster=client)
-    with Pool(cluster=client) as pool:
-        with pytest.raises(ValueError, match="task_timeout"):
-            pool.map(support.square, range(3), task_timeout=1)
+    with Pool(cluster=client) as pool, pytest.raises(ValueError, match="task_timeout"):
+        pool.map(support.square, range(3), task_timeout=1)
 
 
 def test_executor(client):
@@ -186,7 +185,7 @@ def _unshared_worker(scheduler_address):
 
 def test_shared_array_goes_by_value_to_a_worker_that_cannot_attach(caplog):
     if os.geteuid() != 0 or subprocess.run(["unshare", "--mount", "--pid", "--fork", "true"],
-                                           capture_output=True).returncode != 0:
+                                           capture_output=True, check=False).returncode != 0:
         pytest.skip("needs unshare(1) with mount and pid namespaces (root)")
     with distributed.LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as made:
         worker = _unshared_worker(made.scheduler_address)
@@ -195,9 +194,9 @@ def test_shared_array_goes_by_value_to_a_worker_that_cannot_attach(caplog):
                 client.wait_for_workers(1, timeout=60)
                 array = shmproc.asshared(np.random.default_rng(5).random(1 << 18))
                 expected = _digest(array)
-                with caplog.at_level(logging.DEBUG, logger="shmproc.distributed"):
-                    with Pool(cluster=client) as pool:
-                        assert pool.apply(support.fill_and_digest, (array, 1.0)) == expected
+                with caplog.at_level(logging.DEBUG, logger="shmproc.distributed"), \
+                        Pool(cluster=client) as pool:
+                    assert pool.apply(support.fill_and_digest, (array, 1.0)) == expected
             assert _digest(array) == expected         # the worker wrote into its own copy
             assert "cannot attach" in caplog.text and "by value" in caplog.text
         finally:
@@ -208,7 +207,8 @@ def test_shared_array_goes_by_value_to_a_worker_that_cannot_attach(caplog):
 def _run_watched(args, timeout):
     """A scenario in a fresh interpreter, under a watchdog: a hang is a failure, not a stall."""
     return subprocess.run([sys.executable, os.path.join(TESTS, "support_distributed.py"), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=TESTS)
+                          capture_output=True, text=True, timeout=timeout, cwd=TESTS,
+                          check=False)
 
 
 @pytest.mark.timeout(180)
@@ -299,7 +299,8 @@ def test_missing_dask_names_the_extra():
             "from shmproc.pool import Pool\n"
             "try:\n    Pool(cluster='local')\n"
             "except ImportError as exc:\n    print(exc)\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         check=False)
     assert 'pip install "shmproc[dask]"' in run.stdout, run.stdout + run.stderr
 
 

@@ -4,9 +4,10 @@ import pytest
 
 joblib = pytest.importorskip("joblib", reason="needs joblib (in the test extra)")
 
-import shmproc  # noqa: E402
-import shmproc.joblib_backend  # noqa: E402, F401
-import support_distributed as support  # noqa: E402
+import support_distributed as support
+
+import shmproc
+import shmproc.joblib_backend
 
 
 def column_sum(array, column):
@@ -21,9 +22,9 @@ def test_results_match_serial():
 
 
 def test_errors_reach_the_caller():
-    with joblib.parallel_config(backend="shmproc", n_jobs=2):
-        with pytest.raises(ValueError, match="task 3 failed"):
-            joblib.Parallel()(joblib.delayed(support.fail)(x) for x in [1, 2, 3] if x == 3)
+    with joblib.parallel_config(backend="shmproc", n_jobs=2), \
+            pytest.raises(ValueError, match="task 3 failed"):
+        joblib.Parallel()(joblib.delayed(support.fail)(x) for x in [1, 2, 3])
 
 
 def test_shared_array_is_passed_as_it_is():

@@ -23,7 +23,12 @@ from distributed import KilledWorker
 
 from shmproc import pool_worker as _w
 from shmproc.distributed import shared_arrays
-from shmproc.distributed.batches import ArgumentNotHere, decode_results, encode_batch, run_batch
+from shmproc.distributed.batches import (
+    ArgumentNotHere,
+    decode_results,
+    encode_batch,
+    run_batch,
+)
 from shmproc.distributed.errors import SchedulerLostError
 from shmproc.pool_engine import CLOSE, RUN, TERMINATE
 from shmproc.pool_results import WorkerLostError
@@ -49,7 +54,7 @@ class _Placement:
 
 
 class _Batch:
-    __slots__ = ("parts", "size", "placements", "tries", "future")
+    __slots__ = ("future", "parts", "placements", "size", "tries")
 
     def __init__(self, parts):
         self.parts = parts            # [(job, first index, items)]

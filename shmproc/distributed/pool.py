@@ -70,7 +70,6 @@ class ClusterPool(Pool):
     def _timeout(self, task_timeout):
         if task_timeout is not _POOL_DEFAULT and task_timeout is not None:
             raise ValueError(_NO_TIMEOUT)
-        return None
 
     def __repr__(self):
         engine = self._engine
