@@ -8,8 +8,8 @@ objects: ``except multiprocessing.TimeoutError`` catches shmproc's timeouts too.
 
 The factory methods import their modules when first called: the primitives live in modules that
 need the compiled core, and a program that only starts processes should not pay for them. A
-factory whose shmproc module does not exist (pools and managers, for now) uses multiprocessing's,
-which works with shmproc's processes under every start method.
+factory whose shmproc module does not exist (managers, for now) uses multiprocessing's, which
+works with shmproc's processes under every start method.
 """
 import importlib
 from multiprocessing import context as _mp_context

@@ -66,8 +66,9 @@ def shmproc_context(context):
 
 
 def cluster_class(name):
+    import importlib
     try:
-        from shmproc import distributed
+        distributed = importlib.import_module("shmproc.distributed")
     except ModuleNotFoundError as exc:
         if exc.name != "shmproc.distributed":
             raise
@@ -178,8 +179,13 @@ class Pool:
         timeout = self._timeout(task_timeout)
         if not hasattr(iterable, "__len__"):
             iterable = list(iterable)
-        chunksize = _check_chunksize(chunksize)
         length = len(iterable)
+        if chunksize is None:
+            # multiprocessing's default chunks: few messages for a long input. Results stay
+            # per task; chunksize=1 lets the pool size its batches from the measured task time.
+            chunksize, extra = divmod(length, self._processes * 4)
+            chunksize = max(1, chunksize + (1 if extra else 0))
+        chunksize = _check_chunksize(chunksize)
         result = MapResult(length, callback, error_callback, cache=self._cache)
         if length:
             job = Job(result, kind, func, iter(iterable), length=length, timeout=timeout,

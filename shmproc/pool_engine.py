@@ -50,7 +50,8 @@ class Job:
     """One call to the pool: its tasks' input, function, options and where results go."""
 
     __slots__ = ("sink", "kind", "func", "source", "next_index", "length", "timeout", "chunksize",
-                 "buffersize", "consumed", "progress", "pending", "exhausted", "cancelled")
+                 "buffersize", "consumed", "progress", "pending", "exhausted", "cancelled",
+                 "input_error")
 
     def __init__(self, sink, kind, func, source, *, length=None, timeout=None, chunksize=None,
                  buffersize=None, progress=None):
@@ -68,14 +69,21 @@ class Job:
         self.pending = 0                # tasks taken from source whose result is not in yet
         self.exhausted = False
         self.cancelled = False
+        self.input_error = None
 
     def _take(self, count):
-        """Up to count items from the source (fewer when the buffer or the input ends)."""
+        """Up to count items from the source (fewer when the buffer or the input ends). An
+        exception from the input is kept in input_error, after the items read before it."""
         if self.buffersize is not None:
             count = min(count, self.consumed + self.buffersize - self.next_index)
         if count <= 0:
             return []
-        items = list(itertools.islice(self.source, count))
+        items = []
+        try:
+            items.extend(itertools.islice(self.source, count))
+        except BaseException as exc:
+            self.input_error = exc
+            return items
         if len(items) < count:
             self.exhausted = True
         return items
@@ -211,6 +219,11 @@ class Engine:
             })
         return out
 
+    def cancel_pending(self):
+        """Cancel every submitted task not sent to a worker yet (futures that can be cancelled)."""
+        self._incoming.append(("cancel", None))
+        self._wake()
+
     def repopulate(self):
         """Start workers in empty slots now (multiprocessing's _repopulate_pool)."""
         for worker in self._workers:
@@ -321,8 +334,13 @@ class Engine:
         while self._incoming:
             entry = self._incoming.popleft()
             if type(entry) is tuple:
-                _, worker = entry
-                if worker.process is None or worker.process.exitcode is not None:
+                command, worker = entry
+                if command == "cancel":
+                    for job in self._jobs:
+                        cancel = getattr(job.sink, "_cancel", None)
+                        if cancel is not None and cancel():
+                            job.cancelled = True
+                elif worker.process is None or worker.process.exitcode is not None:
                     self._replace(worker)
             else:
                 self._jobs.append(entry)
@@ -375,17 +393,15 @@ class Engine:
                 self._jobs.popleft()
                 self._finish_input(job)
                 continue
-            try:
-                items = job._take(min(limit, self._batch_size(job)))
-            except BaseException as exc:
-                # The input iterator raised: that position fails, the job ends there.
-                job.exhausted = True
-                self._jobs.popleft()
-                job.pending += 1
-                self._fail(job, job.next_index, exc)
-                job.next_index += 1
-                self._finish_input(job)
-                continue
+            items = job._take(min(limit, self._batch_size(job)))
+            if job.input_error is not None:
+                # As multiprocessing: with chunks, the error takes the place of its whole chunk.
+                keep = items and job.chunksize is None
+                batch = self._batch_of(worker, job, items) if keep else None
+                self._input_failed(job)
+                if batch is None:
+                    continue
+                return batch
             if not items:
                 if job.exhausted:
                     self._jobs.popleft()
@@ -397,15 +413,36 @@ class Engine:
                        j.next_index >= j.consumed + j.buffersize for j in self._jobs):
                     return None
                 continue
-            first = job.next_index
-            job.next_index += len(items)
-            job.pending += len(items)
-            seq = next(self._seq)
-            for _ in range(len(items) - 1):
-                next(self._seq)
-            return _Batch(next(worker.batch_numbers), seq, job, first, items, None, job.kind,
-                          job.func)
+            return self._batch_of(worker, job, items)
         return None
+
+    def _batch_of(self, worker, job, items):
+        first = job.next_index
+        job.next_index += len(items)
+        job.pending += len(items)
+        if job.length is not None and job.next_index >= job.length and self._jobs[0] is job:
+            # Done with its input: drop it now, so the input is not kept alive by the pool.
+            job.exhausted = True
+            self._jobs.popleft()
+            job.source = None
+        seq = next(self._seq)
+        for _ in range(len(items) - 1):
+            next(self._seq)
+        return _Batch(next(worker.batch_numbers), seq, job, first, items, None, job.kind,
+                      job.func)
+
+    def _input_failed(self, job):
+        """The input iterator raised: that position fails, and the job ends there."""
+        error, job.input_error = job.input_error, None
+        job.exhausted = True
+        job.source = None
+        if self._jobs and self._jobs[0] is job:
+            self._jobs.popleft()
+        job.pending += 1
+        position = job.next_index
+        job.next_index += 1
+        self._finish_input(job)
+        self._fail(job, position, error)
 
     def _apply_batch(self, worker, limit):
         """Consecutive apply/submit jobs, one task each, in one batch."""
@@ -454,8 +491,12 @@ class Engine:
         else:
             payload_items = batch.items
             func = batch.func
+        if type(batch.jobs) is list:
+            stamp_each = any(job.timeout is not None for job in batch.jobs)
+        else:
+            stamp_each = batch.jobs.timeout is not None
         message = (worker.acknowledged, batch.number, batch.kind, func, batch.first_seq,
-                   payload_items)
+                   payload_items, stamp_each)
         try:
             worker.ring.put(message)
         except Exception:
@@ -590,13 +631,17 @@ class Engine:
         self._start_worker(worker)
 
     def _recover_tasks(self, worker, pid, exitcode):
+        """After a death: the task that was running is lost (or retried); the others never started,
+        or finished with their results still in the dead worker's batch, and run again."""
         base = worker.slot * _w.RECORD_FIELDS
         running_seq = self._record[base + _w.FIELD_SEQ]
+        was_running = self._record[base + _w.FIELD_STARTED] != 0
+        self._record[base + _w.FIELD_STARTED] = 0
         if exitcode < 0:
             how = f"was killed by {_signal_name(-exitcode)}"
         else:
             how = f"exited with code {exitcode}"
-        never_started = []
+        again = []
         for batch in worker.batches:
             for offset in range(batch.received, len(batch.items)):
                 seq = batch.first_seq + offset
@@ -606,21 +651,18 @@ class Engine:
                 retries_used, bounces = batch.attempt(offset)
                 if worker.timed_out == seq:
                     continue            # already failed with TaskTimeoutError
-                if seq > running_seq:
+                if seq != running_seq or not was_running:
                     if bounces + 1 >= _BOUNCE_LIMIT:
                         self._lost(job, index, item, pid, exitcode,
-                                   f"workers kept dying before starting it; the last one {how}")
+                                   f"workers kept dying around it; the last one {how}")
                     else:
-                        never_started.append((job, index, item, (retries_used, bounces + 1)))
-                    continue
-                if retries_used < self.retries:
-                    never_started.append((job, index, item, (retries_used + 1, bounces)))
-                    continue
-                when = ("while running it" if seq == running_seq
-                        else "after running it, before its result was sent")
-                self._lost(job, index, item, pid, exitcode, f"{how} {when}")
+                        again.append((job, index, item, (retries_used, bounces + 1)))
+                elif retries_used < self.retries:
+                    again.append((job, index, item, (retries_used + 1, bounces)))
+                else:
+                    self._lost(job, index, item, pid, exitcode, f"{how} while running it")
         worker.batches.clear()
-        self._requeued.extendleft(reversed(never_started))
+        self._requeued.extendleft(reversed(again))
 
     def _lost(self, job, index, item, pid, exitcode, what):
         task = _short_repr(item)
@@ -717,11 +759,19 @@ class Engine:
         self._jobs.clear()
 
     def release(self):
-        """After the pool thread has ended: give back the rings and the record."""
+        """After the pool thread has ended: give back the rings and the record (the Process
+        objects keep their arguments, the rings among them, until they are collected)."""
+        if self._stopped.is_set() is False:
+            return
         for worker in self._workers:
             if worker.ring is not None:
                 worker.ring.close()
-        self._results.close()
+                worker.ring = None
+            if worker.process is not None:
+                worker.process._args = ()
+        if self._results is not None:
+            self._results.close()
+            self._results = None
         for fd in (self._wake_read, self._wake_write):
             try:
                 os.close(fd)

@@ -84,45 +84,112 @@ def worker_main(slot, tasks, results, record_handle, initializer, initargs):
             held = [entry for entry in held if entry[0] > acknowledged]
         if len(message) == 1:
             continue
-        _, batch, kind, func, first_seq, items = message
-        values, flags = [], []
-        plain = True
-        sent_upto = 0
-        flush_at = clock() + _FLUSH_AFTER_NS
-        for offset, item in enumerate(items):
-            record[base + FIELD_SEQ] = first_seq + offset
-            started = clock()
-            record[base + FIELD_STARTED] = started
-            try:
-                if kind == MAP:
-                    value = func(item)
-                elif kind == STARMAP:
-                    value = func(*item)
-                else:
-                    value = item[0](*item[1], **item[2])
-            except BaseException as exc:
-                values.append(_encode_failure(exc))
-                flags.append(FAILED)
-                plain = False
-                exc = None
+        _, batch, kind, func, first_seq, items, stamp_each = message
+        if stamp_each:
+            _run_stamped(batch, kind, func, first_seq, items, record, base, clock, results,
+                         slot, held, pid)
+        else:
+            _run_fast(batch, kind, func, first_seq, items, record, base, clock, results, slot,
+                      held, pid)
+
+
+def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results, slot, held,
+              pid):
+    """A batch whose tasks have no timeout: the record gets each task's number, and one start
+    time for the whole batch (cleared when the batch ends), so a death still names its task."""
+    values = []
+    append = values.append
+    flags = None
+    sent_upto = 0
+    seq_field = base + FIELD_SEQ
+    started = clock()
+    record[base + FIELD_STARTED] = started
+    flush_at = started + _FLUSH_AFTER_NS
+    seq = first_seq
+    for item in items:
+        record[seq_field] = seq
+        seq += 1
+        try:
+            if kind == MAP:
+                value = func(item)
+            elif kind == STARMAP:
+                value = func(*item)
             else:
-                values.append(value)
-                if type(value) in _PLAIN_TYPES:
-                    flags.append(PLAIN)
-                else:
-                    flags.append(PICKLED)
-                    plain = False
-            finished = clock()
-            record[base + FIELD_STARTED] = 0
-            record[base + FIELD_DONE] += 1
-            record[base + FIELD_BUSY] += finished - started
-            if finished >= flush_at and offset + 1 < len(items):
+                value = item[0](*item[1], **item[2])
+        except BaseException as exc:
+            if flags is None:
+                flags = [PLAIN] * len(values)
+            append(_encode_failure(exc))
+            flags.append(FAILED)
+        else:
+            append(value)
+            if type(value) not in _PLAIN_TYPES:
+                if flags is None:
+                    flags = [PLAIN] * (len(values) - 1)
+                flags.append(PICKLED)
+            elif flags is not None:
+                flags.append(PLAIN)
+        if (seq - first_seq) & 63 == 0 or flags is not None:
+            now = clock()
+            if now >= flush_at and seq - first_seq < len(items):
+                done = seq - first_seq - sent_upto
+                _account(record, base, done, now - started)
                 _send(results, slot, batch, first_seq + sent_upto, values[sent_upto:],
-                      None if plain else flags[sent_upto:], held, pid)
-                sent_upto = offset + 1
-                flush_at = finished + _FLUSH_AFTER_NS
-        _send(results, slot, batch, first_seq + sent_upto, values[sent_upto:],
-              None if plain else flags[sent_upto:], held, pid)
+                      flags[sent_upto:] if flags is not None else None, held, pid)
+                sent_upto = seq - first_seq
+                started = now
+                flush_at = now + _FLUSH_AFTER_NS
+    record[base + FIELD_STARTED] = 0
+    _account(record, base, len(items) - sent_upto, clock() - started)
+    _send(results, slot, batch, first_seq + sent_upto, values[sent_upto:] if sent_upto else values,
+          flags[sent_upto:] if flags is not None else None, held, pid)
+
+
+def _account(record, base, done, busy_ns):
+    record[base + FIELD_DONE] += done
+    record[base + FIELD_BUSY] += busy_ns
+
+
+def _run_stamped(batch, kind, func, first_seq, items, record, base, clock, results, slot, held,
+                 pid):
+    """A batch whose tasks have a timeout: each task's start time is in the record, for the
+    parent to measure it against."""
+    values, flags = [], []
+    plain = True
+    sent_upto = 0
+    flush_at = clock() + _FLUSH_AFTER_NS
+    for offset, item in enumerate(items):
+        record[base + FIELD_SEQ] = first_seq + offset
+        started = clock()
+        record[base + FIELD_STARTED] = started
+        try:
+            if kind == MAP:
+                value = func(item)
+            elif kind == STARMAP:
+                value = func(*item)
+            else:
+                value = item[0](*item[1], **item[2])
+        except BaseException as exc:
+            values.append(_encode_failure(exc))
+            flags.append(FAILED)
+            plain = False
+        else:
+            values.append(value)
+            if type(value) in _PLAIN_TYPES:
+                flags.append(PLAIN)
+            else:
+                flags.append(PICKLED)
+                plain = False
+        finished = clock()
+        record[base + FIELD_STARTED] = 0
+        _account(record, base, 1, finished - started)
+        if finished >= flush_at and offset + 1 < len(items):
+            _send(results, slot, batch, first_seq + sent_upto, values[sent_upto:],
+                  None if plain else flags[sent_upto:], held, pid)
+            sent_upto = offset + 1
+            flush_at = finished + _FLUSH_AFTER_NS
+    _send(results, slot, batch, first_seq + sent_upto, values[sent_upto:],
+          None if plain else flags[sent_upto:], held, pid)
 
 
 def _send(results, slot, batch, first_seq, values, flags, held, pid):
