@@ -23,7 +23,7 @@ def test_results_match_serial():
 
 def test_errors_reach_the_caller():
     with joblib.parallel_config(backend="shmproc", n_jobs=2), \
-            pytest.raises(ValueError, match="task 3 failed"):
+            pytest.raises(ValueError, match=r"task \d failed"):
         joblib.Parallel()(joblib.delayed(support.fail)(x) for x in [1, 2, 3])
 
 

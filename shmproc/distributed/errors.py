@@ -1,15 +1,10 @@
-"""The cluster's own failures, as exceptions the local pool's callers already catch."""
-from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import ProcessError
+"""The cluster's own failure: losing the scheduler, as an exception the local pool's callers
+already catch."""
+from shmproc.pool_results import WorkerLostError
 
-__all__ = ["BrokenClusterPool", "SchedulerLostError"]
-
-
-class SchedulerLostError(ProcessError, ConnectionError):
-    """The connection to the Dask scheduler was lost: the tasks that were running are lost too.
-    A ProcessError (as the pool's WorkerLostError) and a ConnectionError."""
+__all__ = ["SchedulerLostError"]
 
 
-class BrokenClusterPool(BrokenProcessPool):
-    """The executor's face of a lost task or scheduler: existing ``except BrokenProcessPool``
-    clauses keep working. The cause is chained (``__cause__``)."""
+class SchedulerLostError(WorkerLostError, ConnectionError):
+    """The connection to the Dask scheduler was lost, and with it every task in flight. A
+    WorkerLostError (the executor turns it into a BrokenProcessPool) and a ConnectionError."""
