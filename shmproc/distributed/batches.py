@@ -127,16 +127,16 @@ def _dumps_by_value(obj):
 def _encode_results(results):
     try:
         return _dumps_by_value(results)
-    except Exception:
-        pass
-    checked = []                     # find the values that cannot be pickled; fail them alone
-    for success, value in results:
-        try:
-            _dumps_by_value(value)
-            checked.append((success, value))
-        except Exception as exc:
-            checked.append((False, MaybeEncodingError(exc, value)))
-    return _dumps_by_value(checked)
+    except Exception:        # some value cannot be pickled: find it and fail its task alone
+        return _dumps_by_value([_picklable(success, value) for success, value in results])
+
+
+def _picklable(success, value):
+    try:
+        _dumps_by_value(value)
+    except Exception as exc:
+        return False, MaybeEncodingError(exc, value)
+    return success, value
 
 
 def decode_results(data):

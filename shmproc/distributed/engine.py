@@ -29,7 +29,9 @@ from shmproc.distributed.batches import (
     encode_batch,
     run_batch,
 )
+from shmproc.distributed.clients import connect
 from shmproc.distributed.errors import SchedulerLostError
+from shmproc.pool import check_callable, check_retries
 from shmproc.pool_engine import CLOSE, RUN, TERMINATE
 from shmproc.pool_results import WorkerLostError
 
@@ -84,6 +86,19 @@ class ClusterEngine:
         self._done = collections.Counter()       # worker address -> tasks done
         self._busy = collections.Counter()       # worker address -> seconds in tasks
         self._threads = self._count_threads()
+
+    @classmethod
+    def start(cls, cluster, processes, initializer, initargs, retries, security, insecure):
+        """Check the pool's options, connect to ``cluster=`` and make the engine."""
+        if initializer is not None:
+            check_callable(initializer, "initializer")
+        retries = check_retries(retries)
+        connection = connect(cluster, processes, security=security, insecure=insecure)
+        try:
+            return cls(connection, initializer, tuple(initargs), retries)
+        except BaseException:
+            connection.close()
+            raise
 
     # -- the local engine's interface ---------------------------------------------------------
 

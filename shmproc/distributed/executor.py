@@ -8,10 +8,8 @@ the cause in its message). ``ProcessPoolExecutor(..., cluster=X)`` returns one.
 """
 import threading
 
-from shmproc.distributed.clients import connect
 from shmproc.distributed.engine import ClusterEngine
 from shmproc.futures import ProcessPoolExecutor
-from shmproc.pool import check_callable, check_retries
 
 __all__ = ["ClusterExecutor"]
 
@@ -38,18 +36,11 @@ class ClusterExecutor(ProcessPoolExecutor):
         if task_timeout is not None:
             raise ValueError("task_timeout is not supported with cluster= (a Dask worker cannot "
                              "stop one task without stopping the others)")
-        if initializer is not None:
-            check_callable(initializer, "initializer")
-        retries = check_retries(retries)
         self._task_timeout = None
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
-        connection = connect(cluster, max_workers, security=security, insecure=insecure)
-        try:
-            self._engine = ClusterEngine(connection, initializer, tuple(initargs), retries)
-        except BaseException:
-            connection.close()
-            raise
+        self._engine = ClusterEngine.start(cluster, max_workers, initializer, initargs, retries,
+                                           security, insecure)
         self._max_workers = self._engine._threads
 
     @property

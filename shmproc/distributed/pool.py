@@ -4,9 +4,8 @@ It is the local Pool (shmproc/pool.py) with another engine: every method, argume
 object and progress bar is the local pool's, so a program moves to a cluster by adding
 ``cluster=`` and nothing else changes. ``Pool(..., cluster=X)`` returns one.
 """
-from shmproc.distributed.clients import connect
 from shmproc.distributed.engine import ClusterEngine
-from shmproc.pool import _POOL_DEFAULT, Pool, check_callable, check_retries
+from shmproc.pool import _POOL_DEFAULT, Pool
 from shmproc.pool_engine import RUN
 
 __all__ = ["ClusterPool"]
@@ -46,16 +45,9 @@ class ClusterPool(Pool):
                              "long-lived; restart them with client.restart())")
         if task_timeout is not None:
             raise ValueError(_NO_TIMEOUT)
-        if initializer is not None:
-            check_callable(initializer, "initializer")
-        retries = check_retries(retries)
         self._cache = {}
-        connection = connect(cluster, processes, security=security, insecure=insecure)
-        try:
-            self._engine = ClusterEngine(connection, initializer, tuple(initargs), retries)
-        except BaseException:
-            connection.close()
-            raise
+        self._engine = ClusterEngine.start(cluster, processes, initializer, initargs, retries,
+                                           security, insecure)
         self._processes = self._engine._threads
         self._task_timeout = None
         self._ctx = None
