@@ -6,10 +6,10 @@ function is pickled by reference as multiprocessing does, and with cloudpickle (
 when that fails, so a lambda works as it does on Dask. One Dask task per batch: Dask's cost of about
 a millisecond per task is paid once per batch, not once per call of the function.
 
-Shared ndarrays inside the arguments are not pickled into the bytes: each becomes a placeholder
-that names an entry of ``array_keys``, the Dask keys under which the array was placed on each
-worker (shared_arrays.py). On the worker, the placeholder turns back into the worker's own copy or
-mapping of the array.
+Shared ndarrays inside the arguments: when every worker attaches this process's memory, each goes
+as its handle, inline; otherwise each becomes a placeholder that names an entry of
+``array_keys``, the Dask keys under which the array was placed on each worker (shared_arrays.py),
+and on the worker the placeholder turns back into that worker's own copy or mapping.
 
 The result is ``(worker address, seconds, bytes)``: the time the tasks took (to size the next batches) and the
 pickled list of ``(success, value)``; an exception carries its traceback as multiprocessing's does
@@ -27,6 +27,7 @@ import cloudpickle
 import numpy as np
 from distributed import get_worker
 
+from shmproc import ndarray as _ndarray
 from shmproc.ndarray import SharedNDArray, _block_of
 
 __all__ = ["ArgumentNotHere", "decode_results", "encode_batch", "run_batch"]
@@ -52,16 +53,38 @@ def _shared_argument(index):
     return _current.arrays[index]
 
 
+def placeholder(index):
+    """How a shared array placed on the workers is pickled: the index of its placement."""
+    return _shared_argument, (index,)
+
+
+def _attach_here(*handle):
+    try:
+        return _ndarray._attach(*handle)
+    except OSError as exc:
+        raise ArgumentNotHere(get_worker().address) from exc
+
+
+def by_handle(array):
+    """How a shared array is pickled when every worker attaches this process's memory: its
+    handle, inline (a worker that turns out unable fails the batch with ArgumentNotHere)."""
+    reducer, arguments = array.__reduce_ex__(5)[:2]
+    if reducer is _ndarray._attach:
+        return _attach_here, arguments
+    return reducer, arguments
+
+
 def _plain_array(array):
     return array.view(np.ndarray).__reduce_ex__(5)
 
 
 def encode_batch(header, tasks, place):
-    """The batch as bytes. ``place(array)`` returns the index of a shared array's placement."""
+    """The batch as bytes. ``place(array)`` returns how a shared array is pickled: by_handle()
+    or placeholder()."""
     def shared_by_placeholder(array):
         if _block_of(array) is None:          # a result of numpy math: an ordinary array
             return _plain_array(array)
-        return _shared_argument, (place(array),)
+        return place(array)
 
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=5)

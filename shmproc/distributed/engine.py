@@ -15,6 +15,7 @@ Shape:
 - losing the scheduler cancels every Dask future at once: the tasks fail with SchedulerLostError
   and so does every later call.
 """
+import asyncio
 import collections
 import threading
 import uuid
@@ -25,8 +26,10 @@ from shmproc import pool_worker as _w
 from shmproc.distributed import shared_arrays
 from shmproc.distributed.batches import (
     ArgumentNotHere,
+    by_handle,
     decode_results,
     encode_batch,
+    placeholder,
     run_batch,
 )
 from shmproc.distributed.clients import connect
@@ -51,8 +54,8 @@ class _Placement:
 
     def __init__(self, array, futures):
         self.array = array                       # held: the workers attach from this process
-        self.futures = futures
-        self.keys = {worker: future.key for worker, future in futures.items()}
+        self.futures = futures                   # None: every worker attaches, a handle goes
+        self.keys = {worker: future.key for worker, future in (futures or {}).items()}
 
 
 class _Batch:
@@ -81,6 +84,7 @@ class ClusterEngine:
         self._per_task = {}                      # job -> seconds per task, as last measured
         self._last_size = {}                     # job -> size of its last batch
         self._placements = {}                    # job -> {id(array): _Placement}
+        self._workers = None                     # worker addresses, as last seen
         self._broken = None
         self._released = False
         self._done = collections.Counter()       # worker address -> tasks done
@@ -258,11 +262,13 @@ class ClusterEngine:
 
         def place(array):
             placement = self._placement(current_job, array)
+            if placement.futures is None:                 # every worker attaches: a handle
+                return by_handle(array)
             for index, known in enumerate(batch.placements):
                 if known is placement:
-                    return index
+                    return placeholder(index)
             batch.placements.append(placement)
-            return len(batch.placements) - 1
+            return placeholder(len(batch.placements) - 1)
 
         try:
             payload = encode_batch(self._header, tasks, place)
@@ -276,17 +282,29 @@ class ClusterEngine:
         self._in_flight[future.key] = batch
         future.add_done_callback(self._on_done)
 
+    def _current_workers(self):
+        """The workers as last seen: refreshed when a batch met a worker that lacked one of its
+        arrays (a new or replacement worker), so no round trip per call."""
+        if self._workers is None:
+            self._workers = list(self.client.nthreads())
+            shared_arrays.probe_workers(self.client, self._workers)
+        return self._workers
+
     def _placement(self, job, array):
-        """The array placed on every current worker, once per call."""
+        """The array made reachable from every current worker, once per call: a handle in the
+        batch itself when every worker attaches this process's memory, else placed on each
+        worker (by handle or by value, as Dask's serializer finds for that worker)."""
         placements = self._placements.setdefault(job, {})
         placement = placements.get(id(array))
-        if placement is None:
-            workers = list(self.client.nthreads())
-            shared_arrays.probe_workers(self.client, workers)
+        if placement is not None:
+            return placement
+        workers = self._current_workers()
+        if shared_arrays.all_attach(workers, array):
+            placement = _Placement(array, None)
+        else:
             argument = shared_arrays.SharedArgument(array)
 
             async def scatter_each():
-                import asyncio
                 futures = await asyncio.gather(*(
                     self.client.scatter(argument, workers=[worker], direct=True, hash=False,
                                         asynchronous=True)
@@ -294,7 +312,7 @@ class ClusterEngine:
                 return dict(zip(workers, futures))
 
             placement = _Placement(array, self.client.sync(scatter_each))
-            placements[id(array)] = placement
+        placements[id(array)] = placement
         return placement
 
     # -- receiving ----------------------------------------------------------------------------
@@ -326,6 +344,7 @@ class ClusterEngine:
             exc = future.exception()
             if isinstance(exc, ArgumentNotHere) and batch.tries < _PLACEMENT_RETRIES:
                 batch.tries += 1
+                self._workers = None
                 for job, _, _ in batch.parts:
                     self._placements.pop(job, None)
                 self._resend(batch)

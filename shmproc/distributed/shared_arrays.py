@@ -6,8 +6,9 @@ small probe array of ours and read back its random bytes. A worker on another ho
 does one on this host that cannot open /proc/<our pid>/fd (another mount or pid namespace, another
 user): the answer is the real thing, not a guess from an IP address.
 
-How the decision is applied: the pool places each shared array argument on every worker with a
-direct ``scatter`` to that worker alone. Dask serialises the wrapper (SharedArgument) on the
+How the decision is applied: when every worker attaches, the handle goes inside the batch (the
+common case, one host: nothing but the handle moves). Otherwise the pool places each shared array
+argument on every worker with a direct ``scatter`` to that worker alone. Dask serialises the wrapper (SharedArgument) on the
 connection to that worker and tells the serializer the recipient's address; the serializer looks
 the address up in the probe's answers. Data a worker forwards to another (Dask moving keys) goes by
 value: the forwarder cannot know the recipient's namespace.
@@ -24,7 +25,7 @@ from distributed.protocol import dask_deserialize, dask_serialize
 
 from shmproc import ndarray as _ndarray
 
-__all__ = ["SharedArgument", "attach_verdicts", "probe_workers"]
+__all__ = ["SharedArgument", "all_attach", "attach_verdicts", "probe_workers"]
 
 logger = logging.getLogger("shmproc.distributed")
 
@@ -90,6 +91,16 @@ def _probe(pickled, expected):
         return True, f"attached the probe from worker pid {os.getpid()}"
     except Exception as exc:
         return False, f"cannot attach: {type(exc).__name__}: {exc}"
+
+
+def all_attach(workers, array):
+    """Whether every worker attached the probe (then a handle can go inline), logged."""
+    refused = [w for w in workers if not attach_verdicts.get(w, (False,))[0]]
+    if refused:
+        return False
+    logger.debug("shared array %s to %s: by reference, inline (every worker attached the probe)",
+                 _describe(array), ", ".join(workers))
+    return True
 
 
 def probe_workers(client, workers):
