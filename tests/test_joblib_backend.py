@@ -33,3 +33,15 @@ def test_shared_array_is_passed_as_it_is():
         joblib.Parallel()(joblib.delayed(support.fill_and_digest)(array[row], row)
                           for row in range(4))
     assert [float(array[row].mean()) for row in range(4)] == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_an_array_first_seen_after_the_pool_started_is_shared():
+    early = np.random.default_rng(3).random(300_000)            # 2.4 MB: inherited by the fork
+    late = np.random.default_rng(4).random(300_000)             # seen later: a shared copy
+    calls = [joblib.delayed(column_sum)(early.reshape(1000, 300), c) for c in range(4)]
+    calls += [joblib.delayed(column_sum)(late.reshape(1000, 300), c) for c in range(4)]
+    with joblib.parallel_config(backend="shmproc", n_jobs=2):
+        got = joblib.Parallel(batch_size=1, pre_dispatch="2")(calls)
+    assert got == [column_sum(early.reshape(1000, 300), c) for c in range(4)] + \
+        [column_sum(late.reshape(1000, 300), c) for c in range(4)]
+    assert not shmproc.joblib_backend._inherited                # forgotten after the call
