@@ -22,7 +22,7 @@ from shmproc.pool import (
     cluster_class,
     shmproc_context,
 )
-from shmproc.pool_engine import TERMINATE, Engine, Job
+from shmproc.pool_engine import TERMINATE, Call, Engine, Job
 from shmproc.pool_results import IMapIterator, TaskTimeoutError, WorkerLostError
 
 __all__ = ["BrokenWorkerError", "ProcessPoolExecutor", "TaskTimeoutError"]
@@ -60,12 +60,13 @@ class _FutureSink:
         return self.future.cancel()
 
     def _set_result(self, index, success, value):
-        if self.future.done():
-            return
-        if success:
-            self.future.set_result(value)
-        else:
-            self.future.set_exception(_for_executor(value))
+        try:
+            if success:
+                self.future.set_result(value)
+            else:
+                self.future.set_exception(_for_executor(value))
+        except concurrent.futures.InvalidStateError:
+            pass            # already failed (its timeout) or cancelled
 
 
 class _MapResults(IMapIterator):
@@ -121,8 +122,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
             raise RuntimeError("cannot schedule new futures after shutdown")
         check_callable(fn, "fn")
         future = concurrent.futures.Future()
-        self._engine.submit(Job(_FutureSink(future), _w.APPLY, fn, (args, kwargs), length=1,
-                                timeout=self._task_timeout))
+        self._engine.submit(Call(_FutureSink(future), fn, args, kwargs, self._task_timeout))
         return future
 
     submit.__doc__ = concurrent.futures.Executor.submit.__doc__

@@ -14,7 +14,7 @@ import warnings
 from multiprocessing.pool import ThreadPool
 
 from shmproc import pool_worker as _w
-from shmproc.pool_engine import CLOSE, RUN, TERMINATE, Engine, Job
+from shmproc.pool_engine import CLOSE, RUN, TERMINATE, Call, Engine, Job
 from shmproc.pool_results import (
     ApplyResult,
     AsyncResult,
@@ -144,9 +144,8 @@ class Pool:
         self._check_running()
         check_callable(func)
         result = ApplyResult(callback, error_callback, cache=self._cache)
-        job = Job(result, _w.APPLY, func, (tuple(args), dict(kwds)), length=1,
-                  timeout=self._timeout(task_timeout))
-        self._engine.submit(job)
+        self._engine.submit(Call(result, func, tuple(args), dict(kwds),
+                                 self._timeout(task_timeout)))
         return result
 
     def map(self, func, iterable, chunksize=None, *, task_timeout=_POOL_DEFAULT, progress=False):

@@ -26,14 +26,17 @@ import traceback
 from shmproc import pool_worker as _w
 from shmproc.pool_results import TaskTimeoutError, WorkerLostError
 
-__all__ = ["Engine", "Job", "RUN", "CLOSE", "TERMINATE"]
+__all__ = ["Call", "Engine", "Job", "RUN", "CLOSE", "TERMINATE"]
 
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
 _IN_FLIGHT = 2                   # batches per worker: one running, one waiting in its ring
 _BATCH_TARGET_NS = 2_000_000     # a batch of tiny tasks should take about this long
 _MAX_BATCH = 1024
-_TASK_RING_CAPACITY = 1 << 20
+# Ring windows: a fresh window's pages are populated when the ring is made (~1 ms per MB here),
+# and pool start-up pays for them. Batches are kilobytes; larger messages take the spill path.
+_TASK_RING_CAPACITY = 1 << 16
+_RESULT_RING_CAPACITY = 1 << 18
 _BOUNCE_LIMIT = 3                # a task whose workers die before starting it this often fails
 _REPR_LIMIT = 200
 
@@ -89,6 +92,28 @@ class Job:
         return items
 
 
+class Call:
+    """One apply_async()/submit(): a Job of one task, made cheaply (it is made per call)."""
+
+    __slots__ = ("sink", "func", "source", "timeout", "cancelled", "pending", "next_index")
+    kind = _w.APPLY
+    progress = None
+    length = 1
+    chunksize = None
+    buffersize = None
+    exhausted = True
+    input_error = None
+
+    def __init__(self, sink, func, args, kwargs, timeout):
+        self.sink = sink
+        self.func = func
+        self.source = (args, kwargs)
+        self.timeout = timeout
+        self.cancelled = False
+        self.pending = 1
+        self.next_index = 1
+
+
 class _Batch:
     """Tasks sent to one worker in one message; results come back in order."""
 
@@ -118,7 +143,7 @@ class _Batch:
 
 class _Worker:
     __slots__ = ("slot", "process", "ring", "batches", "batch_numbers", "acknowledged", "budget",
-                 "stopping", "timed_out", "restarts", "started_tasks")
+                 "stopping", "timed_out", "restarts", "started_tasks", "alive")
 
     def __init__(self, slot):
         self.slot = slot
@@ -132,6 +157,9 @@ class _Worker:
         self.timed_out = None
         self.restarts = 0
         self.started_tasks = 0
+        # Until its sentinel fires: asking process.exitcode is a system call, and every call that
+        # lets go of the GIL costs the pool thread a wait for it while callers are busy.
+        self.alive = False
 
 
 class Engine:
@@ -149,7 +177,7 @@ class Engine:
         self.task_timeout = task_timeout
         self._name = name
         self.state = RUN
-        self._results = SimpleQueue(capacity=1 << 22)
+        self._results = SimpleQueue(capacity=_RESULT_RING_CAPACITY)
         self._record_block = _core.allocate(8 * _w.RECORD_FIELDS * processes)
         self._record = memoryview(self._record_block).cast("q")
         self._workers = [_Worker(slot) for slot in range(processes)]
@@ -159,6 +187,7 @@ class Engine:
         self._requeued = collections.deque()      # (job, index, item, (retries, bounces))
         self._incoming = collections.deque()      # from callers: jobs, and control wake-ups
         self._wake_pending = False
+        self._hungry = True             # some worker has room and nothing to do
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._poller = select.poll()
         self._by_fd = {}
@@ -174,7 +203,11 @@ class Engine:
 
     def submit(self, job):
         self._incoming.append(job)
-        self._wake()
+        # The pool thread needs a wake-up only when a worker waits for work: otherwise it takes
+        # new jobs when the next results come in (a wake-up per call would hand the GIL back and
+        # forth between the caller and the pool thread, the main cost of submit() otherwise).
+        if self._hungry:
+            self._wake()
 
     def _wake(self):
         if not self._wake_pending:
@@ -257,6 +290,7 @@ class Engine:
             except ValueError:
                 pass
         worker.process = process
+        worker.alive = True
         self.pool.append(process)
         fd = process.sentinel
         self._poller.register(fd, select.POLLIN)
@@ -283,11 +317,15 @@ class Engine:
                 dead = []
                 for fd, _ in events:
                     if fd == self._wake_read:
-                        self._wake_pending = False
+                        # Read first, then clear: a byte written between the two would otherwise
+                        # be consumed with the flag left set, and no caller would write again.
+                        # A caller that sees the flag still set has queued its job before this
+                        # thread takes the incoming queue below.
                         try:
                             os.read(self._wake_read, 4096)
                         except BlockingIOError:
                             pass
+                        self._wake_pending = False
                     elif fd != results_fd:
                         worker = self._by_fd.get(fd)
                         if worker is not None:
@@ -299,6 +337,10 @@ class Engine:
                 if self.state == TERMINATE:
                     break
                 self._dispatch()
+                while self._hungry and self._incoming:
+                    # Jobs that came in while the workers were full: callers did not wake us.
+                    self._take_incoming()
+                    self._dispatch()
                 if self.state == CLOSE and self._idle():
                     if self._stop_workers():
                         break
@@ -313,8 +355,9 @@ class Engine:
     def _idle(self):
         if self._requeued or self._incoming:
             return False
-        if any(not job.exhausted for job in self._jobs):
-            return False
+        for job in self._jobs:
+            if not job.cancelled and (job.kind == _w.APPLY or not job.exhausted):
+                return False
         return not any(worker.batches for worker in self._workers)
 
     def _stop_workers(self):
@@ -322,7 +365,7 @@ class Engine:
         alive = False
         for worker in self._workers:
             process = worker.process
-            if process is None or process.exitcode is not None:
+            if process is None or not worker.alive:
                 continue
             alive = True
             if not worker.stopping:
@@ -340,7 +383,7 @@ class Engine:
                         cancel = getattr(job.sink, "_cancel", None)
                         if cancel is not None and cancel():
                             job.cancelled = True
-                elif worker.process is None or worker.process.exitcode is not None:
+                elif not worker.alive:
                     self._replace(worker)
             else:
                 self._jobs.append(entry)
@@ -348,9 +391,9 @@ class Engine:
     # -- dispatch ---------------------------------------------------------------------------------
 
     def _dispatch(self):
+        self._hungry = False
         for worker in self._workers:
-            while (len(worker.batches) < _IN_FLIGHT and not worker.stopping
-                   and worker.process is not None and worker.process.exitcode is None):
+            while len(worker.batches) < _IN_FLIGHT and not worker.stopping and worker.alive:
                 if worker.budget == 0:
                     if not worker.batches:
                         worker.stopping = True
@@ -359,6 +402,7 @@ class Engine:
                     break
                 batch = self._next_batch(worker)
                 if batch is None:
+                    self._hungry = True
                     return
                 self._send(worker, batch)
 
@@ -455,9 +499,6 @@ class Engine:
             self._jobs.popleft()
             if job.cancelled or not job.sink._start():
                 continue
-            job.exhausted = True
-            job.next_index = 1
-            job.pending = 1
             jobs.append(job)
             items.append(job.source)
             if job.timeout is not None:
@@ -472,7 +513,7 @@ class Engine:
 
     def _batch_size_for_applies(self):
         if self._task_ns is None:
-            return 4
+            return 1          # until a task time is known, send work only as workers free up
         waiting = len(self._jobs)
         return max(1, min(_MAX_BATCH, int(_BATCH_TARGET_NS / max(self._task_ns, 1)),
                           waiting // self._processes or 1))
@@ -616,6 +657,7 @@ class Engine:
         exitcode = process.exitcode
         if exitcode is None:
             return
+        worker.alive = False
         self._forget_worker(worker)
         self._drain_results()
         if worker.batches:

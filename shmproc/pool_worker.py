@@ -96,53 +96,81 @@ def worker_main(slot, tasks, results, record_handle, initializer, initargs):
 def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results, slot, held,
               pid):
     """A batch whose tasks have no timeout: the record gets each task's number, and one start
-    time for the whole batch (cleared when the batch ends), so a death still names its task."""
+    time for the whole batch (cleared when the batch ends), so a death still names its task.
+    Tasks run in runs of _RUN_LENGTH with nothing but the record write around each call; the
+    clock is read between runs (to send early what a long batch has finished)."""
     values = []
-    append = values.append
-    flags = None
-    sent_upto = 0
+    failures = {}                       # offset -> encoded failure
     seq_field = base + FIELD_SEQ
     started = clock()
     record[base + FIELD_STARTED] = started
     flush_at = started + _FLUSH_AFTER_NS
-    seq = first_seq
-    for item in items:
-        record[seq_field] = seq
-        seq += 1
+    sent_upto = 0
+    count = len(items)
+    position = 0
+    while position < count:
+        stop = min(position + _RUN_LENGTH, count)
         try:
-            if kind == MAP:
-                value = func(item)
-            elif kind == STARMAP:
-                value = func(*item)
-            else:
-                value = item[0](*item[1], **item[2])
+            _run_tasks(kind, func, items, position, stop, first_seq, record, seq_field, values)
         except BaseException as exc:
-            if flags is None:
-                flags = [PLAIN] * len(values)
-            append(_encode_failure(exc))
-            flags.append(FAILED)
-        else:
-            append(value)
-            if type(value) not in _PLAIN_TYPES:
-                if flags is None:
-                    flags = [PLAIN] * (len(values) - 1)
-                flags.append(PICKLED)
-            elif flags is not None:
-                flags.append(PLAIN)
-        if (seq - first_seq) & 63 == 0 or flags is not None:
-            now = clock()
-            if now >= flush_at and seq - first_seq < len(items):
-                done = seq - first_seq - sent_upto
-                _account(record, base, done, now - started)
-                _send(results, slot, batch, first_seq + sent_upto, values[sent_upto:],
-                      flags[sent_upto:] if flags is not None else None, held, pid)
-                sent_upto = seq - first_seq
-                started = now
-                flush_at = now + _FLUSH_AFTER_NS
+            # The task at len(values) raised: its failure takes its place; go on after it.
+            failures[len(values)] = _encode_failure(exc)
+            values.append(None)
+            exc = None
+        position = len(values)
+        if position % _RUN_LENGTH and position < stop:
+            continue
+        now = clock()
+        if now >= flush_at and position < count:
+            _account(record, base, position - sent_upto, now - started)
+            _send_run(results, slot, batch, first_seq, values, sent_upto, position, failures,
+                      held, pid)
+            sent_upto = position
+            started = now
+            flush_at = now + _FLUSH_AFTER_NS
     record[base + FIELD_STARTED] = 0
-    _account(record, base, len(items) - sent_upto, clock() - started)
-    _send(results, slot, batch, first_seq + sent_upto, values[sent_upto:] if sent_upto else values,
-          flags[sent_upto:] if flags is not None else None, held, pid)
+    _account(record, base, count - sent_upto, clock() - started)
+    _send_run(results, slot, batch, first_seq, values, sent_upto, count, failures, held, pid)
+
+
+_RUN_LENGTH = 64
+
+
+def _run_tasks(kind, func, items, start, stop, first_seq, record, seq_field, values):
+    append = values.append
+    seq = first_seq + start
+    if kind == MAP:
+        for item in items[start:stop]:
+            record[seq_field] = seq
+            seq += 1
+            append(func(item))
+    elif kind == STARMAP:
+        for item in items[start:stop]:
+            record[seq_field] = seq
+            seq += 1
+            append(func(*item))
+    else:
+        for item in items[start:stop]:
+            record[seq_field] = seq
+            seq += 1
+            append(item[0](*item[1], **item[2]))
+
+
+def _send_run(results, slot, batch, first_seq, values, start, stop, failures, held, pid):
+    """Send the results of tasks start..stop; flags only when some are not plain."""
+    run = values[start:stop] if start or stop < len(values) else values
+    flags = None
+    if failures or not set(map(type, run)) <= _PLAIN_TYPES:
+        flags = []
+        for offset, value in enumerate(run):
+            if start + offset in failures:
+                run[offset] = failures.pop(start + offset)
+                flags.append(FAILED)
+            elif type(value) in _PLAIN_TYPES:
+                flags.append(PLAIN)
+            else:
+                flags.append(PICKLED)
+    _send(results, slot, batch, first_seq + start, run, flags, held, pid)
 
 
 def _account(record, base, done, busy_ns):
