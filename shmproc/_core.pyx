@@ -39,6 +39,10 @@ if shm_identity_init() != 0:
 # The largest count a Semaphore may hold (multiprocessing's SEM_VALUE_MAX on Linux).
 SEMAPHORE_VALUE_MAX = 2147483647
 
+# Whether this is the debug build (SHMPROC_DEBUG=1: bounds checks and assertions on, -O0 -g), set by
+# setup.py at compile time; tests/test_build.py checks that CI's debug run really ran on one.
+DEBUG = SHMPROC_DEBUG_BUILD
+
 include "core/errors.pyx"
 include "core/segment.pyx"
 include "core/heap.pyx"

@@ -61,7 +61,7 @@ class Queue(_core.MessageRing):
         return ValueError(f"Queue {self!r} is closed")
 
     _reader = property(_reader_connection)
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__ = classmethod(types.GenericAlias)  # type: ignore[var-annotated]
 
 
 class JoinableQueue(Queue):
@@ -92,4 +92,4 @@ class SimpleQueue(_core.MessageRing):
         return OSError("handle is closed")
 
     _reader = property(_reader_connection)
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__ = classmethod(types.GenericAlias)  # type: ignore[var-annotated]

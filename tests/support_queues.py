@@ -103,6 +103,7 @@ def tagged_producer(q, tag, count, progress_handle=None):
     """Put (tag, i, payload) for i in range(count); the payload is checkable, so a torn message
     shows. progress_handle names a shmproc Block of int64s whose [tag] counts the puts returned."""
     import numpy as np
+
     from shmproc._core import Block
     progress = None
     if progress_handle is not None:
@@ -225,7 +226,9 @@ def counting_producer(q, shared_handle, seed):
     ring) and sometimes not (so that it grows), until shared[0] is set; then store the count put
     in shared[1]."""
     import random
+
     import numpy as np
+
     from shmproc._core import Block
     shared = np.frombuffer(Block.attach(shared_handle), dtype=np.int64)
     rng = random.Random(seed)
@@ -244,7 +247,9 @@ def recording_consumer(q, shared_handle, slot, seed):
     first and the last value this process has received, and count in shared[2] any batch that is
     not the run of consecutive values it must be (a torn, lost or repeated message)."""
     import random
+
     import numpy as np
+
     from shmproc._core import Block
     shared = np.frombuffer(Block.attach(shared_handle), dtype=np.int64)
     rng = random.Random(seed)

@@ -16,15 +16,14 @@ import time
 
 import numpy as np
 import pytest
+import support_queues
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-import support
-import support_queues
 from support_queues import joined, started
-from test_segments import shm_directory_on_tmpfs
-from shmproc.queues import Empty, Full, JoinableQueue, Queue, SimpleQueue, TaskLostError
+from support_segments import mounted_tmpfs, shm_directory_on_tmpfs
+
+from shmproc.queues import JoinableQueue, Queue, SimpleQueue, TaskLostError
 
 JOIN_TIMEOUT = 30
 
@@ -276,7 +275,7 @@ def test_growth_is_given_back_once_readers_catch_up():
     assert q.get_many(1_000, timeout=5) == list(range(1_000))       # drained inside the window
     reserved, allocated = q._memory()
     assert reserved <= window and allocated - base <= window + 4096
-    for round in range(3):                                          # past the window and back
+    for _ in range(3):                                          # past the window and back
         q.put_many(range(5_000))
     assert q.get_many(15_000, timeout=5) == list(range(5_000)) * 3
     reserved, allocated = q._memory()
@@ -319,7 +318,7 @@ def test_readers_that_lag_and_stop_at_random_lose_nothing():
     q = Queue(capacity=1 << 12)
     expected = collections.deque()
     counter = 0
-    for step in range(400):
+    for _ in range(400):
         burst = [(counter + i) if rng.random() < 0.7 else b"z" * rng.randrange(1, 900)
                  for i in range(rng.choice((1, 10, 100, 1_000)))]
         counter += len(burst)
@@ -330,7 +329,7 @@ def test_readers_that_lag_and_stop_at_random_lose_nothing():
             assert q.get_many(take, timeout=5) == [expected.popleft() for _ in range(take)]
         assert q.qsize() == len(expected)
     assert q.get_many(len(expected) + 1, timeout=5) == list(expected)
-    for i in range(20):                                   # wraps with the ring drained: trimmed
+    for _ in range(20):                                   # wraps with the ring drained: trimmed
         q.put(b"w" * 1_000)
         assert q.get(timeout=5) == b"w" * 1_000
     assert q._memory()[0] <= 2 * 4096
@@ -339,7 +338,7 @@ def test_readers_that_lag_and_stop_at_random_lose_nothing():
 def test_bounded_by_maxsize_not_by_bytes():
     """Queue(maxsize) blocks at maxsize messages, not when its window's bytes run out."""
     q = Queue(1000, capacity=1 << 12)
-    for i in range(1000):
+    for _ in range(1000):
         q.put_nowait(b"y" * 200)
     with pytest.raises(queue.Full):
         q.put_nowait(b"y")
@@ -349,7 +348,7 @@ def test_bounded_by_maxsize_not_by_bytes():
 def test_full_shared_memory_is_an_error_in_put_and_loses_nothing(monkeypatch):
     """Growth that /dev/shm cannot hold raises OSError(ENOSPC) in put(), never SIGBUS; what was put
     before is intact, and the queue works on once drained."""
-    with support.mounted_tmpfs("1m") as path:
+    with mounted_tmpfs("1m") as path:
         if path is None:
             pytest.skip("cannot mount a tmpfs here (not root?)")
         monkeypatch.setenv("SHMPROC_SHM_DIR", path)
@@ -647,9 +646,9 @@ def test_shmproc_processes_under_every_start_method(start_method):
     """Queues reach children started by shmproc's own Process, forkserver included; the parent
     drops its queue objects right after start(), as programs do."""
     import shmproc
-    ctx = shmproc.get_context(start_method)
-    q, results = ctx.Queue(), ctx.Queue()
-    child = started(ctx, support_queues.get_and_report, q, results, 3, JOIN_TIMEOUT)
+    shm_ctx = shmproc.get_context(start_method)
+    q, results = shm_ctx.Queue(), shm_ctx.Queue()
+    child = started(shm_ctx, support_queues.get_and_report, q, results, 3, JOIN_TIMEOUT)
     q.put_many([1, "two", np.arange(3.0)])
     got = [results.get(timeout=JOIN_TIMEOUT) for _ in range(3)]
     assert got[:2] == [1, "two"] and np.array_equal(got[2], np.arange(3.0))

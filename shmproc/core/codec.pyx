@@ -1,4 +1,4 @@
-# codec: how a Python object becomes the payload of a ring record, and back (queues issue).
+# codec: how a Python object becomes the payload of a ring record, and back (docs/queues.md).
 #
 # Exact ints, floats, strs and bytes are written as themselves: no pickle on either side, which is
 # most of the cost of a small message. Everything else is pickled in the caller with protocol 5 and a

@@ -1,4 +1,4 @@
-# ring: the variable-length message ring under Queue and Pipe (queues issue).
+# ring: the variable-length message ring under Queue and Pipe (docs/internals/ring.md).
 #
 # One ring is one direction of messages in a channel segment (ring.h). Writers append records at the
 # tail, readers take them at the head; both indices count bytes ever written/read and never wrap, the

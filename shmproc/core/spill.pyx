@@ -1,4 +1,4 @@
-# spill: where a message too large for its ring goes (queues issue).
+# spill: where a message too large for its ring goes (docs/queues.md).
 #
 # A message larger than a quarter of its ring is written into a range of a second file, the channel's
 # spill file, and the ring carries only (slot, generation, length). The spill file is sparse and

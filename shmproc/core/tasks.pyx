@@ -1,5 +1,5 @@
 # tasks: which process holds a JoinableQueue's unfinished tasks, so that join() can tell a task that
-# is slow from one that can never be done (queues issue; included by ring.pyx).
+# is slow from one that can never be done (docs/queues.md; included by ring.pyx).
 #
 # multiprocessing's join() waits forever once a consumer dies between get() and task_done(). Ours
 # keeps, per process, the count of messages it took and of task_done() calls it made, in a slot of

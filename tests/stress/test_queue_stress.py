@@ -14,6 +14,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))   # support modules
 import support_queues  # noqa: E402
 from support_queues import joined  # noqa: E402
+
 from shmproc import _core  # noqa: E402
 from shmproc.queues import Empty, JoinableQueue, Queue  # noqa: E402
 
@@ -179,7 +180,7 @@ def test_writer_killed_inside_a_fresh_range_write(monkeypatch):
     a dead process until every other slot is taken; then it is recovered with its range punched
     out (a range with holes is never reused warm: a copy into a hole SIGBUSes on a full /dev/shm),
     and the queue goes on. Needs ~0.7 GB of memory for a moment (255 slots of 2 MiB)."""
-    from test_segments import shm_directory_on_tmpfs
+    from support_segments import shm_directory_on_tmpfs
 
     def used(path):
         info = os.statvfs(path)
@@ -187,7 +188,7 @@ def test_writer_killed_inside_a_fresh_range_write(monkeypatch):
 
     ctx = multiprocessing.get_context("fork")
     with shm_directory_on_tmpfs(monkeypatch, "768m") as path:
-        for attempt in range(5):
+        for _ in range(5):
             q = Queue(capacity=1 << 16)
             base = used(path)
             victim = ctx.Process(target=support_queues.put_large_array, args=(q, 128 << 20))
@@ -201,7 +202,6 @@ def test_writer_killed_inside_a_fresh_range_write(monkeypatch):
             if partial < (128 << 20):
                 break                        # killed inside the write
             q.close()                        # it finished first: try again on a new queue
-            del q
         else:
             pytest.skip("never caught the producer inside its write")
         assert partial >= 16 << 20
