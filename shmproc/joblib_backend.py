@@ -32,7 +32,7 @@ __all__ = ["ShmprocBackend", "register"]
 _MAX_NBYTES = 1 << 20
 
 # number -> array, noted before the local pool forks: its workers inherit this table.
-_inherited = {}
+_inherited: dict = {}
 _numbers = itertools.count()
 
 
@@ -126,6 +126,7 @@ class ShmprocBackend(PoolManagerMixin, AutoBatchingMixin, ParallelBackendBase):
         items = getattr(func, "items", None)
         if self._pool is None:
             self._start_pool(items or [])
+        assert self._pool is not None
         if items is not None:                   # joblib's BatchedCalls: (function, args, kwargs)
             share = self._in_shared_memory
             func.items = [(function, tuple(share(a) for a in args),

@@ -13,12 +13,12 @@ import pytest
 distributed = pytest.importorskip(
     "distributed", reason="the cluster tests need the dask extra: pip install \"shmproc[dask]\"")
 
-import support_distributed as support
-from conftest import long_lived_pids
+import support_distributed as support  # noqa: E402
+from conftest import long_lived_pids  # noqa: E402
 
-import shmproc
-from shmproc.distributed import ClusterExecutor, ClusterPool
-from shmproc.pool import Pool
+import shmproc  # noqa: E402
+from shmproc.distributed import ClusterExecutor, ClusterPool  # noqa: E402
+from shmproc.pool import Pool  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -4,10 +4,10 @@ import pytest
 
 joblib = pytest.importorskip("joblib", reason="needs joblib (in the test extra)")
 
-import support_distributed as support
+import support_distributed as support  # noqa: E402
 
-import shmproc
-import shmproc.joblib_backend
+import shmproc  # noqa: E402
+import shmproc.joblib_backend  # noqa: E402
 
 
 def column_sum(array, column):

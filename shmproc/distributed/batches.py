@@ -21,7 +21,7 @@ import pickle
 import threading
 import time
 from collections import ChainMap
-from multiprocessing.pool import ExceptionWithTraceback, MaybeEncodingError
+from multiprocessing.pool import ExceptionWithTraceback, MaybeEncodingError  # type: ignore[attr-defined]
 
 import cloudpickle
 import numpy as np
@@ -33,7 +33,7 @@ from shmproc.ndarray import SharedNDArray, _block_of
 __all__ = ["ArgumentNotHere", "decode_results", "encode_batch", "run_batch"]
 
 _current = threading.local()          # the arrays of the batch being decoded in this thread
-_initialized = set()                  # pools whose initializer ran in this process
+_initialized: set = set()                  # pools whose initializer ran in this process
 _initializer_lock = threading.Lock()
 
 

@@ -37,7 +37,7 @@ class Connection:
         self.client = client
         self.owned_client = owned_client
         self.owned_cluster = owned_cluster
-        self.address = client.scheduler.address
+        self.address = client.scheduler.address if client.scheduler is not None else None
 
     def close(self):
         if self.owned_client:
@@ -75,7 +75,7 @@ def check_address(address, insecure=False):
 def _local_cluster(processes, security):
     # The scheduler runs in this process: its HTTP server (the dashboard's home) is given no
     # routes, so nothing but Dask's own protocol answers, and only on loopback.
-    options = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+    options: dict = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
     with dask.config.set(options):
         return LocalCluster(n_workers=processes or os.cpu_count() or 1, threads_per_worker=1,
                             processes=True, host="127.0.0.1", dashboard_address=None,
@@ -87,7 +87,7 @@ def _local_cluster(processes, security):
 def connect(cluster, processes=None, security=None, insecure=False):
     """A Connection for ``cluster=`` (see the module's docstring)."""
     if isinstance(cluster, Client):
-        check_address(cluster.scheduler.address, insecure)
+        check_address(cluster.scheduler.address if cluster.scheduler is not None else "", insecure)
         return Connection(cluster)
     if isinstance(cluster, str) and cluster == "local":
         made = _local_cluster(processes, security)

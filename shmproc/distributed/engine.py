@@ -79,7 +79,7 @@ class ClusterEngine:
         self._retries = retries
         self._lock = threading.RLock()
         self._quiet = threading.Condition(self._lock)
-        self._jobs = collections.deque()
+        self._jobs: collections.deque = collections.deque()
         self._in_flight = {}                     # Dask key -> _Batch
         self._per_task = {}                      # job -> seconds per task, as last measured
         self._last_size = {}                     # job -> size of its last batch
@@ -87,8 +87,8 @@ class ClusterEngine:
         self._workers = None                     # worker addresses, as last seen
         self._broken = None
         self._released = False
-        self._done = collections.Counter()       # worker address -> tasks done
-        self._busy = collections.Counter()       # worker address -> seconds in tasks
+        self._done: collections.Counter = collections.Counter()    # worker -> tasks done
+        self._busy: collections.Counter = collections.Counter()    # worker -> seconds in tasks
         self._threads = self._count_threads()
 
     @classmethod
@@ -112,8 +112,6 @@ class ClusterEngine:
                              "stop one task without stopping the others)")
         self._check_connected()
         with self._lock:
-            if job.kind == _w.APPLY:
-                job.exhausted = True
             self._jobs.append(job)
             self._pump()
 
@@ -211,15 +209,32 @@ class ClusterEngine:
             start = job.next_index
             job.next_index += len(items)
             job.pending += len(items)
-            if job.exhausted:
-                self._jobs.remove(job)
-                if job.length is None:
-                    job.sink._set_length(job.next_index)
-                    job.length = job.next_index
+            if job.input_error is not None:
+                self._input_failed(job)
+            elif job.exhausted:
+                self._end_input(job)
             if items:
                 self._last_size[job] = len(items)
                 return [(job, start, items)]
         return None
+
+    def _end_input(self, job):
+        self._jobs.remove(job)
+        if job.length is None:
+            job.length = job.next_index
+            job.sink._set_length(job.length)
+
+    def _input_failed(self, job):
+        """The input iterator raised: as in multiprocessing, that position fails and the call's
+        input ends there (the items before it still run)."""
+        error, job.input_error = job.input_error, None
+        job.exhausted = True
+        position = job.next_index
+        job.next_index += 1
+        self._end_input(job)
+        job.sink._set_result(position, False, error)
+        if job.progress is not None:
+            job.progress.update(1)
 
     def _take_applies(self, first):
         """The single tasks waiting from ``first`` on, together (they queued up while the window
@@ -341,23 +356,23 @@ class ClusterEngine:
             self._deliver(batch, results)
             return
         if status == "error":
-            exc = future.exception()
-            if isinstance(exc, ArgumentNotHere) and batch.tries < _PLACEMENT_RETRIES:
+            error = future.exception()
+            if isinstance(error, ArgumentNotHere) and batch.tries < _PLACEMENT_RETRIES:
                 batch.tries += 1
                 self._workers = None
                 for job, _, _ in batch.parts:
                     self._placements.pop(job, None)
                 self._resend(batch)
                 return
-            if isinstance(exc, KilledWorker):
+            if isinstance(error, KilledWorker):
                 if batch.tries < self._retries:
                     batch.tries += 1
                     self._resend(batch)
                     return
-                exc = WorkerLostError(
-                    f"the Dask workers running these tasks died ({exc}); Dask gave up on them "
+                error = WorkerLostError(
+                    f"the Dask workers running these tasks died ({error}); Dask gave up on them "
                     "after its allowed-failures (distributed.scheduler.allowed-failures)")
-            self._fail_batch(batch, exc)
+            self._fail_batch(batch, error)
             return
         if self.client.status != "running":
             self._broken = SchedulerLostError(

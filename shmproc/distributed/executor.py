@@ -39,11 +39,13 @@ class ClusterExecutor(ProcessPoolExecutor):
         self._task_timeout = None
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
-        self._engine = ClusterEngine.start(cluster, max_workers, initializer, initargs, retries,
-                                           security, insecure)
-        self._max_workers = self._engine._threads
+        engine = ClusterEngine.start(cluster, max_workers, initializer, initargs, retries, security,
+                                     insecure)
+        self._cluster_engine = engine
+        self._engine = engine            # the local engine's interface, on Dask
+        self._max_workers = engine._threads
 
     @property
     def client(self):
         """The distributed.Client the executor's tasks go through."""
-        return self._engine.client
+        return self._cluster_engine.client

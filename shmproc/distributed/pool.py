@@ -46,9 +46,11 @@ class ClusterPool(Pool):
         if task_timeout is not None:
             raise ValueError(_NO_TIMEOUT)
         self._cache = {}
-        self._engine = ClusterEngine.start(cluster, processes, initializer, initargs, retries,
-                                           security, insecure)
-        self._processes = self._engine._threads
+        engine = ClusterEngine.start(cluster, processes, initializer, initargs, retries, security,
+                                     insecure)
+        self._cluster_engine = engine
+        self._engine = engine            # the local engine's interface, on Dask
+        self._processes = engine._threads
         self._task_timeout = None
         self._ctx = None
         self._pool = self._engine.pool
@@ -57,14 +59,14 @@ class ClusterPool(Pool):
     @property
     def client(self):
         """The distributed.Client the pool's tasks go through."""
-        return self._engine.client
+        return self._cluster_engine.client
 
     def _timeout(self, task_timeout):
         if task_timeout is not _POOL_DEFAULT and task_timeout is not None:
             raise ValueError(_NO_TIMEOUT)
 
     def __repr__(self):
-        engine = self._engine
+        engine = getattr(self, "_cluster_engine", None)
         address = engine.connection.address if engine is not None else None
         return (f"<{type(self).__module__}.{type(self).__qualname__} state={self._state} "
                 f"scheduler={address!r}>")

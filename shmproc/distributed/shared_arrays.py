@@ -8,10 +8,10 @@ user): the answer is the real thing, not a guess from an IP address.
 
 How the decision is applied: when every worker attaches, the handle goes inside the batch (the
 common case, one host: nothing but the handle moves). Otherwise the pool places each shared array
-argument on every worker with a direct ``scatter`` to that worker alone. Dask serialises the wrapper (SharedArgument) on the
-connection to that worker and tells the serializer the recipient's address; the serializer looks
-the address up in the probe's answers. Data a worker forwards to another (Dask moving keys) goes by
-value: the forwarder cannot know the recipient's namespace.
+argument on every worker with a direct ``scatter`` to that worker alone. Dask serialises the
+wrapper (SharedArgument) on the connection to that worker and tells the serializer the recipient's
+address; the serializer looks the address up in the probe's answers. Data a worker forwards to
+another (Dask moving keys) goes by value: the forwarder cannot know the recipient's namespace.
 
 Every decision is logged at DEBUG on the "shmproc.distributed" logger.
 """
@@ -30,7 +30,7 @@ __all__ = ["SharedArgument", "all_attach", "attach_verdicts", "probe_workers"]
 logger = logging.getLogger("shmproc.distributed")
 
 # worker address -> (attaches: bool, why: str), as the probe found it from this process.
-attach_verdicts = {}
+attach_verdicts: dict = {}
 
 _HANDLE_BYTES = 256          # what a handle costs in a worker's memory, for Dask's bookkeeping
 
@@ -67,7 +67,7 @@ def _serialize(argument, context=None):
         logger.debug("shared array %s to %s: by reference (%s)", _describe(array), recipient, why)
         return {"by": "reference"}, [pickle.dumps(array, protocol=5)]
     logger.debug("shared array %s to %s: by value (%s)", _describe(array), recipient, why)
-    buffers = []
+    buffers: list = []
     head = pickle.dumps(array.view(np.ndarray), protocol=5, buffer_callback=buffers.append)
     return {"by": "value"}, [head] + [buffer.raw() for buffer in buffers]
 
