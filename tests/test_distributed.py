@@ -60,6 +60,23 @@ def test_pool_with_cluster_is_a_cluster_pool(pool, client):
     assert pool.client is client
 
 
+@pytest.mark.parametrize("given", ["cluster object", "scheduler address"])
+def test_cluster_object_or_address(cluster, given):
+    target = cluster if given == "cluster object" else cluster.scheduler_address
+    with shmproc.Pool(cluster=target) as pool:          # through the context, as a program would
+        assert isinstance(pool, ClusterPool)
+        assert pool.map(support.square, range(20)) == [x * x for x in range(20)]
+        client = pool.client
+    assert client.status == "closed"                    # the pool's own client, closed with it
+
+
+def test_executor_through_the_standard_constructor(client):
+    from shmproc.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(cluster=client) as executor:
+        assert isinstance(executor, ClusterExecutor)
+        assert executor.submit(support.add, 1, 2).result(30) == 3
+
+
 def test_map_imap_starmap(pool):
     assert pool.map(support.square, range(1000)) == [x * x for x in range(1000)]
     assert list(pool.imap(support.square, range(50))) == [x * x for x in range(50)]
