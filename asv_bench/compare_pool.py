@@ -193,6 +193,7 @@ def row_start(method):
 
 def row_shared_argument(rounds):
     import numpy
+
     import shmproc
     shared = shmproc.zeros(8 << 20)           # 64 MB
     private = numpy.zeros(8 << 20)

@@ -7,8 +7,8 @@ set_executable, set_forkserver_preload, the exception classes) are the standard 
 objects: ``except multiprocessing.TimeoutError`` catches shmproc's timeouts too.
 
 The factory methods import their modules when first called: the primitives live in modules that
-need the compiled core, and a program that only starts processes should not pay for them. Pools
-are shmproc's own (shmproc.pool); managers are shmproc's where shmproc.managers exists, else
+need the compiled core, and a program that only starts processes should not pay for them. The
+pool is shmproc's own (shmproc.pool); managers are shmproc's where shmproc.managers exists, else
 multiprocessing's, which work with shmproc's processes under every start method.
 
 The Process class of each start method is here too, as in multiprocessing, each importing its
@@ -75,9 +75,6 @@ class BaseContext(_mp_context.BaseContext):
             raise ValueError(f"cannot find context for {method!r}") from None
         ctx._check_available()
         return ctx
-
-    def _standard_library_context(self):
-        return _compat.standard_context(self.get_context()._name)
 
     # Synchronization primitives: the futex-based ones of the compiled core.
 

@@ -13,16 +13,19 @@ import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import TimeoutError as _WaitTimeout
+from typing import Any
 
 from shmproc import pool_worker as _w
 from shmproc.pool import (
+    check_buffersize,
     check_callable,
     check_retries,
     check_task_timeout,
     cluster_class,
+    progress_bar,
     shmproc_context,
 )
-from shmproc.pool_engine import TERMINATE, Call, Engine, Job
+from shmproc.pool_engine import TERMINATE, Call, Engine
 from shmproc.pool_results import IMapIterator, TaskTimeoutError, WorkerLostError
 
 __all__ = ["BrokenWorkerError", "ProcessPoolExecutor", "TaskTimeoutError"]
@@ -45,12 +48,13 @@ def _for_executor(exc):
     return exc
 
 
-class _FutureSink:
-    """What the engine fills for one submit(): a concurrent.futures.Future."""
+class _FutureCall(Call):
+    """One submit(): a Call that is its own sink, filling a concurrent.futures.Future."""
 
     __slots__ = ("future",)
 
-    def __init__(self, future):
+    def __init__(self, future, func, args, kwargs, timeout):
+        Call.__init__(self, self, func, args, kwargs, timeout)
         self.future = future
 
     def _start(self):
@@ -96,7 +100,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                  **cluster_options):
         if cluster_options:
             raise TypeError(f"{', '.join(cluster_options)}: only with cluster= (a Dask cluster)")
-        self._engine = None
+        self._engine: Any = None
         if max_workers is None:
             max_workers = os.cpu_count() or 1
         elif max_workers <= 0:
@@ -121,8 +125,8 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         check_callable(fn, "fn")
-        future = concurrent.futures.Future()
-        self._engine.submit(Call(_FutureSink(future), fn, args, kwargs, self._task_timeout))
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._engine.submit(_FutureCall(future, fn, args, kwargs, self._task_timeout))
         return future
 
     submit.__doc__ = concurrent.futures.Executor.submit.__doc__
@@ -134,28 +138,17 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
             raise RuntimeError("cannot schedule new futures after shutdown")
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
-        if buffersize is not None:
-            if not isinstance(buffersize, int) or isinstance(buffersize, bool):
-                raise TypeError("buffersize must be an integer or None")
-            if buffersize < 1:
-                raise ValueError("buffersize must be None or > 0")
+        check_buffersize(buffersize)
         check_callable(fn, "fn")
         end_time = None if timeout is None else timeout + time.monotonic()
-        arguments = zip(*iterables)
+        arguments: Any = zip(*iterables)
         if buffersize is None:
             arguments = list(arguments)          # as the standard executor: read it all now
         length = len(arguments) if buffersize is None else None
         results = _MapResults()
-        from shmproc.pool import _progress
-        job = Job(results, _w.STARMAP, fn, iter(arguments), length=length,
-                  timeout=self._task_timeout, chunksize=None if chunksize == 1 else chunksize,
-                  buffersize=buffersize, progress=_progress(progress, length))
-        if length is not None:
-            results._set_length(length)
-        if buffersize is not None:
-            engine = self._engine
-            results._on_consume = lambda count: engine.consumed(job, count)
-        self._engine.submit(job)
+        job = self._engine.submit_iteration(
+            results, _w.STARMAP, fn, arguments, length, self._task_timeout,
+            None if chunksize == 1 else chunksize, buffersize, progress_bar(progress, length))
         return _iterate(results, job, end_time)
 
     def shutdown(self, wait=True, *, cancel_futures=False):

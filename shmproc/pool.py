@@ -10,8 +10,8 @@ takes ``buffersize=``; ``progress=True`` shows a bar; ``stats()`` tells what eac
 """
 import os
 import warnings
-
 from multiprocessing.pool import ThreadPool
+from typing import Any
 
 from shmproc import pool_worker as _w
 from shmproc.pool_engine import CLOSE, RUN, TERMINATE, Call, Engine, Job
@@ -48,6 +48,14 @@ def check_retries(value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"retries must be a non-negative int, not {value!r}")
     return value
+
+
+def check_buffersize(buffersize):
+    if buffersize is not None:
+        if isinstance(buffersize, bool) or not isinstance(buffersize, int):
+            raise TypeError("buffersize must be an integer or None")
+        if buffersize < 1:
+            raise ValueError("buffersize must be None or > 0")
 
 
 def check_callable(func, what="func"):
@@ -98,8 +106,8 @@ class Pool:
                  context=None, *, retries=0, task_timeout=None, cluster=None, **cluster_options):
         if cluster_options:
             raise TypeError(f"{', '.join(cluster_options)}: only with cluster= (a Dask cluster)")
-        self._state = None
-        self._engine = None
+        self._state: Any = None
+        self._engine: Any = None
         if processes is None:
             processes = os.cpu_count() or 1
         if isinstance(processes, bool) or not isinstance(processes, int):
@@ -134,11 +142,12 @@ class Pool:
             return self._task_timeout
         return check_task_timeout(task_timeout)
 
-    def apply(self, func, args=(), kwds={}, *, task_timeout=_POOL_DEFAULT):
+    # kwds={}: multiprocessing's signature, never mutated here.
+    def apply(self, func, args=(), kwds={}, *, task_timeout=_POOL_DEFAULT):  # noqa: B006
         """Equivalent of func(*args, **kwds), run in a worker; blocks until the result is ready."""
         return self.apply_async(func, args, kwds, task_timeout=task_timeout).get()
 
-    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None, *,
+    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None, *,  # noqa: B006
                     task_timeout=_POOL_DEFAULT):
         """Asynchronous version of apply(): returns an AsyncResult."""
         self._check_running()
@@ -188,7 +197,7 @@ class Pool:
         result = MapResult(length, callback, error_callback, cache=self._cache)
         if length:
             job = Job(result, kind, func, iter(iterable), length=length, timeout=timeout,
-                      chunksize=chunksize, progress=_progress(progress, length))
+                      chunksize=chunksize, progress=progress_bar(progress, length))
             self._engine.submit(job)
         return result
 
@@ -211,21 +220,11 @@ class Pool:
         check_callable(func)
         timeout = self._timeout(task_timeout)
         chunksize = _check_chunksize(chunksize)
-        if buffersize is not None:
-            if isinstance(buffersize, bool) or not isinstance(buffersize, int):
-                raise TypeError("buffersize must be an integer or None")
-            if buffersize < 1:
-                raise ValueError("buffersize must be None or > 0")
+        check_buffersize(buffersize)
         length = len(iterable) if hasattr(iterable, "__len__") else None
         results = iterator_class(cache=self._cache)
-        job = Job(results, kind, func, iter(iterable), length=length, timeout=timeout,
-                  chunksize=chunksize, buffersize=buffersize, progress=_progress(progress, length))
-        if length is not None:
-            results._set_length(length)
-        if buffersize is not None:
-            engine = self._engine
-            results._on_consume = lambda count: engine.consumed(job, count)
-        self._engine.submit(job)
+        self._engine.submit_iteration(results, kind, func, iterable, length, timeout, chunksize,
+                                      buffersize, progress_bar(progress, length))
         return results
 
     # -- insight ----------------------------------------------------------------------------------
@@ -295,7 +294,7 @@ def _check_chunksize(chunksize):
     return None if chunksize == 1 else chunksize
 
 
-def _progress(progress, total):
+def progress_bar(progress, total):
     if not progress:
         return None
     from shmproc.pool_progress import ProgressBar

@@ -18,10 +18,10 @@ import os
 import pickle
 import select
 import signal
-import sys
 import threading
 import time
 import traceback
+from typing import Any
 
 from shmproc import pool_worker as _w
 from shmproc.pool_results import TaskTimeoutError, WorkerLostError
@@ -81,7 +81,7 @@ class Job:
             count = min(count, self.consumed + self.buffersize - self.next_index)
         if count <= 0:
             return []
-        items = []
+        items: list = []
         try:
             items.extend(itertools.islice(self.source, count))
         except BaseException as exc:
@@ -118,7 +118,7 @@ class _Batch:
     """Tasks sent to one worker in one message; results come back in order."""
 
     __slots__ = ("number", "first_seq", "jobs", "indices", "items", "attempts", "received", "kind",
-                 "func")
+                 "func", "mode")
 
     def __init__(self, number, first_seq, jobs, indices, items, attempts, kind, func):
         self.number = number
@@ -130,6 +130,16 @@ class _Batch:
         self.received = 0
         self.kind = kind
         self.func = func
+        if type(jobs) is list:
+            timed = any(job.timeout is not None for job in jobs)
+        else:
+            timed = jobs.timeout is not None
+        if timed:
+            self.mode = _w.STAMPED
+        elif type(jobs) is not list and jobs.chunksize is not None and len(items) > 1:
+            self.mode = _w.RUNS         # the caller asked for chunks
+        else:
+            self.mode = _w.PRECISE
 
     def job(self, offset):
         return self.jobs[offset] if type(self.jobs) is list else self.jobs
@@ -147,9 +157,9 @@ class _Worker:
 
     def __init__(self, slot):
         self.slot = slot
-        self.process = None
-        self.ring = None
-        self.batches = collections.deque()
+        self.process: Any = None
+        self.ring: Any = None
+        self.batches: collections.deque = collections.deque()
         self.batch_numbers = itertools.count(1)
         self.acknowledged = 0
         self.budget = None
@@ -177,15 +187,15 @@ class Engine:
         self.task_timeout = task_timeout
         self._name = name
         self.state = RUN
-        self._results = SimpleQueue(capacity=_RESULT_RING_CAPACITY)
+        self._results: Any = SimpleQueue(capacity=_RESULT_RING_CAPACITY)
         self._record_block = _core.allocate(8 * _w.RECORD_FIELDS * processes)
-        self._record = memoryview(self._record_block).cast("q")
+        self._record = memoryview(_as_buffer(self._record_block)).cast("q")
         self._workers = [_Worker(slot) for slot in range(processes)]
         self.pool = []                  # the live Process objects (multiprocessing's _pool)
-        self._seq = itertools.count(1)
-        self._jobs = collections.deque()          # jobs with tasks still to hand out
-        self._requeued = collections.deque()      # (job, index, item, (retries, bounces))
-        self._incoming = collections.deque()      # from callers: jobs, and control wake-ups
+        self._next_seq = 1              # task numbers, for the ownership record
+        self._jobs: collections.deque = collections.deque()      # jobs with tasks to hand out
+        self._requeued: collections.deque = collections.deque()  # (job, index, item, attempt)
+        self._incoming: collections.deque = collections.deque()  # from callers: jobs, commands
         self._wake_pending = False
         self._hungry = True             # some worker has room and nothing to do
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -208,6 +218,19 @@ class Engine:
         # forth between the caller and the pool thread, the main cost of submit() otherwise).
         if self._hungry:
             self._wake()
+
+    def submit_iteration(self, results, kind, func, items, length, timeout, chunksize, buffersize,
+                         progress):
+        """An imap-like job: results is an IMapIterator, told the length when it is known and
+        telling the engine when it is consumed (for buffersize)."""
+        job = Job(results, kind, func, iter(items), length=length, timeout=timeout,
+                  chunksize=chunksize, buffersize=buffersize, progress=progress)
+        if length is not None:
+            results._set_length(length)
+        if buffersize is not None:
+            results._on_consume = lambda count: self.consumed(job, count)
+        self.submit(job)
+        return job
 
     def _wake(self):
         if not self._wake_pending:
@@ -424,7 +447,7 @@ class Engine:
         limit = worker.budget if worker.budget is not None else _MAX_BATCH
         if self._requeued:
             job, index, item, attempt = self._requeued.popleft()
-            return _Batch(next(worker.batch_numbers), next(self._seq), [job], [index], [item],
+            return _Batch(next(worker.batch_numbers), self._take_seqs(1), [job], [index], [item],
                           [attempt], job.kind, job.func)
         while self._jobs:
             job = self._jobs[0]
@@ -469,11 +492,14 @@ class Engine:
             job.exhausted = True
             self._jobs.popleft()
             job.source = None
-        seq = next(self._seq)
-        for _ in range(len(items) - 1):
-            next(self._seq)
+        seq = self._take_seqs(len(items))
         return _Batch(next(worker.batch_numbers), seq, job, first, items, None, job.kind,
                       job.func)
+
+    def _take_seqs(self, count):
+        first = self._next_seq
+        self._next_seq += count
+        return first
 
     def _input_failed(self, job):
         """The input iterator raised: that position fails, and the job ends there."""
@@ -491,7 +517,8 @@ class Engine:
     def _apply_batch(self, worker, limit):
         """Consecutive apply/submit jobs, one task each, in one batch."""
         size = min(limit, max(1, self._batch_size_for_applies()))
-        jobs, items = [], []
+        jobs: list = []
+        items: list = []
         while self._jobs and len(items) < size:
             job = self._jobs[0]
             if job.kind != _w.APPLY:
@@ -505,9 +532,7 @@ class Engine:
                 break
         if not items:
             return self._next_batch(worker) if self._jobs else None
-        seq = next(self._seq)
-        for _ in range(len(items) - 1):
-            next(self._seq)
+        seq = self._take_seqs(len(items))
         return _Batch(next(worker.batch_numbers), seq, jobs, [0] * len(jobs), items, None,
                       _w.APPLY, None)
 
@@ -524,20 +549,19 @@ class Engine:
             sink = job.sink
             if hasattr(sink, "_set_length"):
                 sink._set_length(job.length)
+            if job.progress is not None:
+                job.progress.set_total(job.length)
 
     def _send(self, worker, batch):
         if batch.kind == _w.APPLY:
-            payload_items = [(batch.job(i).func, *item) for i, item in enumerate(batch.items)]
+            payload_items = [(job.func, args, kwargs)
+                             for job, (args, kwargs) in zip(batch.jobs, batch.items)]
             func = None
         else:
             payload_items = batch.items
             func = batch.func
-        if type(batch.jobs) is list:
-            stamp_each = any(job.timeout is not None for job in batch.jobs)
-        else:
-            stamp_each = batch.jobs.timeout is not None
         message = (worker.acknowledged, batch.number, batch.kind, func, batch.first_seq,
-                   payload_items, stamp_each)
+                   payload_items, batch.mode)
         try:
             worker.ring.put(message)
         except Exception:
@@ -592,6 +616,14 @@ class Engine:
             if job.progress is not None:
                 job.progress.update(count)
             self._deliver_many(job, batch.indices + offset, values)
+        elif flags is None and batch.kind == _w.APPLY:
+            # Calls (apply_async, submit) that all returned plain values: one result each.
+            for job, value in zip(batch.jobs[offset:offset + count], values):
+                job.pending = 0
+                try:
+                    job.sink._set_result(0, True, value)
+                except Exception:
+                    traceback.print_exc()
         else:
             for position in range(count):
                 job = batch.job(offset + position)
@@ -617,7 +649,9 @@ class Engine:
             else:
                 decoded = pickle.loads(value)
         except Exception as exc:
-            exc.add_note("(raised while unpickling the task's result in the parent)")
+            add_note = getattr(exc, "add_note", None)      # Python 3.11+
+            if add_note is not None:
+                add_note("(raised while unpickling the task's result in the parent)")
             return False, exc
         return flag == _w.PICKLED, decoded
 
@@ -693,6 +727,12 @@ class Engine:
                 retries_used, bounces = batch.attempt(offset)
                 if worker.timed_out == seq:
                     continue            # already failed with TaskTimeoutError
+                if (was_running and batch.mode == _w.RUNS
+                        and running_seq <= seq < running_seq + _w.RUN_LENGTH):
+                    # The record names the run, not the task: run each of its tasks again on
+                    # its own, where the one that kills its worker is named.
+                    again.append((job, index, item, (retries_used, bounces + 1)))
+                    continue
                 if seq != running_seq or not was_running:
                     if bounces + 1 >= _BOUNCE_LIMIT:
                         self._lost(job, index, item, pid, exitcode,
@@ -801,16 +841,13 @@ class Engine:
         self._jobs.clear()
 
     def release(self):
-        """After the pool thread has ended: give back the rings and the record (the Process
-        objects keep their arguments, the rings among them, until they are collected)."""
+        """After the pool thread has ended: give back the rings."""
         if self._stopped.is_set() is False:
             return
         for worker in self._workers:
             if worker.ring is not None:
                 worker.ring.close()
                 worker.ring = None
-            if worker.process is not None:
-                worker.process._args = ()
         if self._results is not None:
             self._results.close()
             self._results = None
@@ -819,6 +856,11 @@ class Engine:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _as_buffer(block) -> Any:
+    # The compiled Block exports the buffer protocol; its stub does not say so.
+    return block
 
 
 def _find_task(batches, seq):

@@ -1,12 +1,15 @@
 """progress=True on a pool's map: tqdm's bar when tqdm is installed, a plain line otherwise.
 
 The pool thread calls update(n) once per batch of results, not per task, so a bar costs next to
-nothing on tiny tasks; the plain bar redraws at most ten times a second.
+nothing on tiny tasks; either bar is redrawn at most ten times a second.
 """
+import importlib
 import sys
 import time
 
 __all__ = ["ProgressBar"]
+
+_REDRAW_EVERY = 0.1     # seconds
 
 
 class ProgressBar:
@@ -14,12 +17,12 @@ class ProgressBar:
         self.total = total
         self.count = 0
         self._closed = False
+        self._drawn_at = 0.0
         try:
-            from tqdm.auto import tqdm
+            tqdm = importlib.import_module("tqdm.auto").tqdm    # optional: shmproc[progress]
         except ImportError:
             self._bar = None
             self._file = file if file is not None else sys.stderr
-            self._drawn_at = 0.0
             self._started = time.monotonic()
         else:
             self._bar = tqdm(total=total, file=file)
@@ -33,13 +36,14 @@ class ProgressBar:
 
     def update(self, count):
         self.count += count
+        now = time.monotonic()
+        if now - self._drawn_at < _REDRAW_EVERY and self.count != self.total:
+            return              # the bar moves ten times a second at most, whatever the rate
+        self._drawn_at = now
         if self._bar is not None:
-            self._bar.update(count)
+            self._bar.update(self.count - self._bar.n)
         else:
-            now = time.monotonic()
-            if now - self._drawn_at >= 0.1 or self.count == self.total:
-                self._drawn_at = now
-                self._draw(now)
+            self._draw(now)
         self._close_if_done()
 
     def _draw(self, now, end=""):
@@ -63,6 +67,7 @@ class ProgressBar:
             return
         self._closed = True
         if self._bar is not None:
+            self._bar.update(self.count - self._bar.n)
             self._bar.close()
         else:
             self._draw(time.monotonic(), "\n")

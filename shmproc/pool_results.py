@@ -13,11 +13,17 @@ keeps working.
 import builtins
 import collections
 import itertools
+import multiprocessing.pool
 import threading
 import types
 from multiprocessing import ProcessError
 from multiprocessing import TimeoutError as _MultiprocessingTimeoutError
-from multiprocessing.pool import MaybeEncodingError, RemoteTraceback
+from typing import Any
+
+# Public in multiprocessing.pool, but missing from its type stubs.
+_mp_pool: Any = multiprocessing.pool
+MaybeEncodingError = _mp_pool.MaybeEncodingError
+RemoteTraceback = _mp_pool.RemoteTraceback
 
 __all__ = ["ApplyResult", "AsyncResult", "IMapIterator", "IMapUnorderedIterator", "MapResult",
            "MaybeEncodingError", "RemoteTraceback", "TaskTimeoutError", "WorkerLostError"]
@@ -78,8 +84,8 @@ class ApplyResult:
         self._job = next(_job_counter)
         self._callback = callback
         self._error_callback = error_callback
-        self._success = None
-        self._value = None
+        self._success: Any = None
+        self._value: Any = None
         self._cache = cache
         if cache is not None:
             cache[self._job] = self
@@ -127,7 +133,7 @@ class ApplyResult:
     def _tasks_expected(self):
         return 1
 
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__: Any = classmethod(types.GenericAlias)
 
 
 AsyncResult = ApplyResult
@@ -179,7 +185,7 @@ class IMapIterator:
     def __init__(self, *, cache=None, on_consume=None):
         self._cond = threading.Condition(threading.Lock())
         self._job = next(_job_counter)
-        self._items = collections.deque()
+        self._items: collections.deque = collections.deque()
         self._index = 0
         self._length = None
         self._unsorted = {}
@@ -246,7 +252,7 @@ class IMapIterator:
     def _tasks_expected(self):
         return -1 if self._length is None else self._length - self._index
 
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__: Any = classmethod(types.GenericAlias)
 
 
 class IMapUnorderedIterator(IMapIterator):

@@ -13,18 +13,29 @@ and not its neighbours. Every result object sent stays referenced here until the
 acknowledges that it has unpickled it: a shared array the worker created and dropped is still alive
 when the parent attaches it.
 """
+import itertools
 import os
 import pickle
 import signal
 import time
 import traceback
-from multiprocessing.pool import ExceptionWithTraceback, MaybeEncodingError
+from typing import Any
 
-__all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED",
-           "FIELD_DONE", "FIELD_BUSY", "PLAIN", "PICKLED", "FAILED"]
+from shmproc.pool_results import MaybeEncodingError, _mp_pool
+
+ExceptionWithTraceback = _mp_pool.ExceptionWithTraceback
+
+__all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "PRECISE", "STAMPED", "RUNS", "RUN_LENGTH",
+           "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED", "FIELD_DONE", "FIELD_BUSY", "PLAIN",
+           "PICKLED", "FAILED"]
 
 # Task kinds: how a task's item becomes a call.
 APPLY, MAP, STARMAP = 0, 1, 2
+
+# Batch modes: what the record tells of each task. PRECISE: each task's number, one start time
+# per batch; STAMPED: each task's number and start time (tasks with a timeout); RUNS: the number
+# of the first task of each run of RUN_LENGTH (chunked maps: no work at all around a call).
+PRECISE, STAMPED, RUNS = 0, 1, 2
 
 # The ownership record: RECORD_FIELDS int64 words per worker slot.
 RECORD_FIELDS = 4
@@ -42,7 +53,7 @@ _FLUSH_AFTER_NS = 2_000_000
 
 
 def _pickled(obj):
-    buffers = []
+    buffers: list = []
     data = pickle.dumps(obj, 5, buffer_callback=buffers.append)
     return (data, buffers) if buffers else data
 
@@ -67,12 +78,13 @@ def worker_main(slot, tasks, results, record_handle, initializer, initargs):
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from shmproc import _core
-    block = _core.Block.attach(record_handle) if isinstance(record_handle, tuple) else record_handle
+    block: Any = (_core.Block.attach(record_handle) if isinstance(record_handle, tuple)
+                  else record_handle)
     record = memoryview(block).cast("q")
     base = slot * RECORD_FIELDS
     if initializer is not None:
         initializer(*initargs)
-    held = []                # (batch number, results) sent but not yet acknowledged
+    held: list = []          # (batch number, results) sent but not yet acknowledged
     clock = time.monotonic_ns
     pid = os.getpid()
     while True:
@@ -84,22 +96,23 @@ def worker_main(slot, tasks, results, record_handle, initializer, initargs):
             held = [entry for entry in held if entry[0] > acknowledged]
         if len(message) == 1:
             continue
-        _, batch, kind, func, first_seq, items, stamp_each = message
-        if stamp_each:
+        _, batch, kind, func, first_seq, items, mode = message
+        if mode == STAMPED:
             _run_stamped(batch, kind, func, first_seq, items, record, base, clock, results,
                          slot, held, pid)
         else:
             _run_fast(batch, kind, func, first_seq, items, record, base, clock, results, slot,
-                      held, pid)
+                      held, pid, mode == RUNS)
 
 
 def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results, slot, held,
-              pid):
-    """A batch whose tasks have no timeout: the record gets each task's number, and one start
-    time for the whole batch (cleared when the batch ends), so a death still names its task.
-    Tasks run in runs of _RUN_LENGTH with nothing but the record write around each call; the
-    clock is read between runs (to send early what a long batch has finished)."""
-    values = []
+              pid, by_runs):
+    """A batch whose tasks have no timeout: the record gets each task's number (by_runs: the
+    number of the first task of each run of RUN_LENGTH), and one start time for the whole batch
+    (cleared when the batch ends), so a death names its task (by_runs: its run). Tasks run in
+    runs with nothing but the record write around each call (by_runs: nothing at all); the clock
+    is read between runs (to send early what a long batch has finished)."""
+    values: list = []
     failures = {}                       # offset -> encoded failure
     seq_field = base + FIELD_SEQ
     started = clock()
@@ -109,16 +122,23 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
     count = len(items)
     position = 0
     while position < count:
-        stop = min(position + _RUN_LENGTH, count)
+        stop = min(position + RUN_LENGTH, count)
         try:
-            _run_tasks(kind, func, items, position, stop, first_seq, record, seq_field, values)
+            if by_runs:
+                record[seq_field] = first_seq + position
+                if kind == MAP:
+                    values.extend(map(func, items[position:stop]))
+                else:
+                    values.extend(itertools.starmap(func, items[position:stop]))
+            else:
+                _run_tasks(kind, func, items, position, stop, first_seq, record, seq_field,
+                           values)
         except BaseException as exc:
             # The task at len(values) raised: its failure takes its place; go on after it.
             failures[len(values)] = _encode_failure(exc)
             values.append(None)
-            exc = None
         position = len(values)
-        if position % _RUN_LENGTH and position < stop:
+        if position % RUN_LENGTH and position < stop:
             continue
         now = clock()
         if now >= flush_at and position < count:
@@ -133,7 +153,7 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
     _send_run(results, slot, batch, first_seq, values, sent_upto, count, failures, held, pid)
 
 
-_RUN_LENGTH = 64
+RUN_LENGTH = 64
 
 
 def _run_tasks(kind, func, items, start, stop, first_seq, record, seq_field, values):

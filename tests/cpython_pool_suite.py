@@ -6,11 +6,11 @@ some of them call directly) becomes shmproc's for the given start method. A spaw
 imports this file again as its main module (with the parent's argv), so the test classes, whose
 methods the tests send to workers, exist there too.
 """
+import multiprocessing
 import sys
 import types
 import unittest
 
-import multiprocessing
 import test._test_multiprocessing as cpython_tests
 
 import shmproc

@@ -8,9 +8,9 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
+import support_pool as sp
 
 import shmproc
-import support_pool as sp
 from shmproc.futures import BrokenWorkerError, ProcessPoolExecutor, TaskTimeoutError
 from shmproc.pool import WorkerLostError
 

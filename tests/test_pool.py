@@ -2,14 +2,13 @@
 
 Every cross-process behaviour runs under fork and spawn (the ``method`` fixture)."""
 import os
-import signal
 import threading
 import time
 
 import pytest
+import support_pool as sp
 
 import shmproc
-import support_pool as sp
 from shmproc.pool import Pool, TaskTimeoutError, ThreadPool, WorkerLostError
 
 
@@ -117,7 +116,7 @@ def test_bad_input_is_refused():
 def test_a_dead_worker_fails_its_task_and_the_pool_goes_on(method, how):
     with Pool(2, context=shmproc.get_context(method)) as p:
         started = time.monotonic()
-        result = p.starmap_async(sp.kill_self_at, [(x, 13, how) for x in range(40)])
+        result = p.starmap_async(sp.kill_self_at, [(x, 13, how) for x in range(40)], 1)
         with pytest.raises(WorkerLostError) as info:
             result.get(30)
         error = info.value
@@ -130,6 +129,18 @@ def test_a_dead_worker_fails_its_task_and_the_pool_goes_on(method, how):
         assert p.map(sp.square, range(20)) == [x * x for x in range(20)]
         assert sum(s["restarts"] for s in p.stats()) == 1
         assert time.monotonic() - started < 30
+
+
+def test_with_chunks_the_run_of_a_dead_worker_is_run_again_task_by_task(method):
+    # Chunked batches record only which run of tasks a worker is in: after a death, that run's
+    # tasks are run again one by one, and the one that kills its worker again is named.
+    with Pool(2, context=shmproc.get_context(method)) as p:
+        result = p.starmap_async(sp.kill_self_at, [(x, 13, "sigkill") for x in range(40)], 10)
+        with pytest.raises(WorkerLostError) as info:
+            result.get(30)
+        assert info.value.task_index == 13
+        assert sum(s["restarts"] for s in p.stats()) == 2
+        assert p.starmap(sp.kill_self_at, [(x, -1) for x in range(40)], 10) == list(range(40))
 
 
 def test_retries_run_a_lost_task_again(method, tmp_path):
@@ -298,6 +309,7 @@ def test_ctrl_c_in_map_returns_promptly():
 def test_a_killed_parent_takes_its_workers_along():
     import subprocess
     import sys
+
     import psutil
     code = (
         "import os, sys, support_pool as sp\n"

@@ -35,7 +35,7 @@ from shmproc.distributed.batches import (
 from shmproc.distributed.clients import connect
 from shmproc.distributed.errors import SchedulerLostError
 from shmproc.pool import check_callable, check_retries
-from shmproc.pool_engine import CLOSE, RUN, TERMINATE
+from shmproc.pool_engine import CLOSE, RUN, TERMINATE, Engine
 from shmproc.pool_results import WorkerLostError
 
 __all__ = ["ClusterEngine"]
@@ -114,6 +114,9 @@ class ClusterEngine:
         with self._lock:
             self._jobs.append(job)
             self._pump()
+
+    # imap-like calls: the local engine's own method (it needs only submit() and consumed()).
+    submit_iteration = Engine.submit_iteration
 
     def consumed(self, job, count):
         with self._lock:
