@@ -26,7 +26,7 @@ def nap_then_square(x):
 
 
 def nap_then_read(array, index):
-    time.sleep(0.05)
+    time.sleep(0.02)
     return float(array[index])
 
 
@@ -71,7 +71,7 @@ def main_kill_worker_mid_map():
     with Pool(2, cluster="local") as pool:
         pids = sorted(set(pool.map(worker_pid, range(8), chunksize=1)))
         result = pool.starmap_async(nap_then_read, [(array, x) for x in range(200)], chunksize=2)
-        time.sleep(0.5)
+        time.sleep(0.3)
         os.kill(pids[0], signal.SIGKILL)
         killed_at = time.monotonic()
         try:
@@ -107,6 +107,16 @@ def main_lose_scheduler(address, scheduler_pid):
     pool.terminate()
 
 
+def _stop_resource_tracker():
+    """A SIGKILLed Dask worker leaves its named semaphores to multiprocessing's resource tracker,
+    which unlinks them when it stops: stop it now, and wait for it, so that the caller finds
+    /dev/shm clean when this process has exited."""
+    from multiprocessing import resource_tracker
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if stop is not None:
+        stop()
+
+
 if __name__ == "__main__":
     # Through the module's own name, so that the functions reach the workers as
     # support_distributed.*, not as __main__.* (the workers' __main__ is Dask's).
@@ -115,3 +125,4 @@ if __name__ == "__main__":
         support_distributed.main_kill_worker_mid_map()
     else:
         support_distributed.main_lose_scheduler(sys.argv[2], int(sys.argv[3]))
+    _stop_resource_tracker()

@@ -223,9 +223,16 @@ class ClusterEngine:
 
     def _end_input(self, job):
         self._jobs.remove(job)
+        self._learn_length(job)
+
+    @staticmethod
+    def _learn_length(job):
+        """The input ended: an imap's iterator and progress bar learn how many tasks it had."""
         if job.length is None:
             job.length = job.next_index
             job.sink._set_length(job.length)
+            if job.progress is not None:
+                job.progress.set_total(job.length)
 
     def _input_failed(self, job):
         """The input iterator raised: as in multiprocessing, that position fails and the call's
@@ -437,7 +444,7 @@ class ClusterEngine:
             job.next_index += len(items)
             items = job._take(_MAX_BATCH)
         if job.length is None:
-            job.sink._set_length(job.next_index)
+            self._learn_length(job)
         elif job.next_index < job.length:
             for index in range(job.next_index, job.length):
                 job.sink._set_result(index, False, exc)
