@@ -169,6 +169,9 @@ def synchronized(obj, lock=None, ctx=None):
     return _synchronized_class(type(obj))(obj, lock, ctx)
 
 
+_core.register_synchronized_factory(synchronized)    # a pickled wrapper is rebuilt through it
+
+
 _class_cache: "weakref.WeakKeyDictionary[type, type]" = weakref.WeakKeyDictionary()
 
 

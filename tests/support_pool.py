@@ -111,3 +111,13 @@ def initializer_sets(value):
 
 def read_initialized(_):
     return INITIALIZED
+
+
+class ErrorWithUnpicklableField(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.callback = lambda: None        # lambdas do not pickle
+
+
+def raise_unpicklable_error(_):
+    raise ErrorWithUnpicklableField("cannot travel")

@@ -4,6 +4,8 @@ import os
 import signal
 import time
 
+from shmproc import _core
+
 JOIN_TIMEOUT = 60
 
 
@@ -153,7 +155,7 @@ def array_of(numbers):
 
 
 def take_ring_lock_and_die(q, producer, ready):
-    q._debug_take_lock(producer)
+    _core.debug_take_ring_lock(q, producer)
     ready.put(os.getpid())
     os.kill(os.getpid(), signal.SIGKILL)
 

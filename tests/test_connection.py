@@ -185,7 +185,7 @@ def test_large_messages_as_bytes_and_objects():
 
 
 def test_writer_blocked_on_a_full_ring_learns_the_reader_is_gone():
-    (reader, writer), = _core.open_pipe_rings(False, 4096)
+    (reader, writer), = _core.open_pipe_ends(False, 4096)
     connection_in, connection_out = Connection(reader, None), Connection(None, writer)
     connection_in.close()
     with pytest.raises(BrokenPipeError):

@@ -71,6 +71,8 @@ def test_bad_results_and_exceptions_fail_their_task_only(pool):
         pool.apply(sp.return_fails_to_unpickle, (1,))
     with pytest.raises(SystemExit):
         pool.apply(sp.raise_base_exception, (1,))
+    with pytest.raises(MaybeEncodingError, match="cannot travel"):
+        pool.apply(sp.raise_unpicklable_error, (1,))
     with pytest.raises(TypeError, match="cannot be pickled"):
         pool.map(sp.identity, [1, sp.Unpicklable(), 3])
     # The neighbours of a failing task in the same batch still get their own results.

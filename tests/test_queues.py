@@ -23,6 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from support_queues import joined, started
 from support_segments import mounted_tmpfs, shm_directory_on_tmpfs
 
+from shmproc import _core
 from shmproc.queues import JoinableQueue, Queue, SimpleQueue, TaskLostError
 
 JOIN_TIMEOUT = 30
@@ -141,6 +142,35 @@ def test_negative_timeout_is_an_error():
         q.get(timeout=-1)
 
 
+def test_a_queue_shows_only_the_api_and_multiprocessings_private_names():
+    # The core's internals (ring, handles, test hooks) are not on the public queue.
+    for q in (Queue(), SimpleQueue(), JoinableQueue()):
+        private = {name for name in dir(q) if name.startswith("_") and not name.startswith("__")}
+        assert private == {"_reader", "_closed"}
+        q.close()
+
+
+def test_the_core_types_refuse_bare_construction():
+    with pytest.raises(TypeError):
+        _core.Ring()
+    with pytest.raises(TypeError):
+        _core.ConnectionEnd()
+    with pytest.raises(ValueError, match="not made by Pipe"):
+        _core.ConnectionEnd.__new__(_core.ConnectionEnd).recv()
+
+
+def test_a_queue_subclass_that_skips_init_raises_instead_of_touching_memory():
+    class Skipping(Queue):
+        def __init__(self):
+            pass
+
+    q = Skipping()
+    for call in (lambda: q.put(1), q.get_nowait, q.qsize, q.empty, q.full, lambda: pickle.dumps(q)):
+        with pytest.raises(ValueError, match="never opened"):
+            call()
+    q.close()
+
+
 # -- beyond multiprocessing: batches, sizes, errors in the caller ---------------------------------
 
 def test_put_many_get_many():
@@ -257,28 +287,28 @@ def test_growth_is_given_back_once_readers_catch_up():
     Measured as the kernel counts them (st_blocks)."""
     window = 1 << 16
     q = Queue(capacity=window)
-    reserved, allocated = q._memory()
+    reserved, allocated = _core.debug_ring_memory(q)
     assert reserved == window
     base = allocated
     records = [b"%08d" % i + b"x" * 92 for i in range(50_000)]     # ~6 MB of records
     q.put_many(records)
-    reserved, allocated = q._memory()
+    reserved, allocated = _core.debug_ring_memory(q)
     assert reserved > 5_000_000 and allocated - base > 5_000_000
     assert q.get_many(50_000, timeout=5) == records
-    reserved, allocated = q._memory()                               # drained: no put needed
+    reserved, allocated = _core.debug_ring_memory(q)          # drained: no put needed
     assert reserved <= window and allocated - base <= window + 4096
     q.put_many(records[:30_000])                                    # grows again, partly read,
     assert q.get_many(20_000, timeout=5) == records[:20_000]
-    assert q._memory()[0] > 3_000_000
+    assert _core.debug_ring_memory(q)[0] > 3_000_000
     q.put_many(range(1_000))                                        # then wraps to the start
     assert q.get_many(10_000, timeout=5) == records[20_000:30_000]
     assert q.get_many(1_000, timeout=5) == list(range(1_000))       # drained inside the window
-    reserved, allocated = q._memory()
+    reserved, allocated = _core.debug_ring_memory(q)
     assert reserved <= window and allocated - base <= window + 4096
     for _ in range(3):                                          # past the window and back
         q.put_many(range(5_000))
     assert q.get_many(15_000, timeout=5) == list(range(5_000)) * 3
-    reserved, allocated = q._memory()
+    reserved, allocated = _core.debug_ring_memory(q)
     assert reserved <= 2 * window and allocated - base <= 2 * window
 
 
@@ -332,7 +362,7 @@ def test_readers_that_lag_and_stop_at_random_lose_nothing():
     for _ in range(20):                                   # wraps with the ring drained: trimmed
         q.put(b"w" * 1_000)
         assert q.get(timeout=5) == b"w" * 1_000
-    assert q._memory()[0] <= 2 * 4096
+    assert _core.debug_ring_memory(q)[0] <= 2 * 4096
 
 
 def test_bounded_by_maxsize_not_by_bytes():

@@ -103,7 +103,7 @@ def test_producer_killed_inside_put_loses_at_most_that_message(start_method):
     q.task_done()
     # The counts too: a killed producer's half-published put is completed or absent, never half,
     # so qsize() is exact and join() (bounded: run in a thread) returns.
-    head, tail, gets, puts, _, _ = q._indices()
+    head, tail, gets, puts, _, _ = _core.debug_ring_indices(q)
     assert (head, gets, q.qsize()) == (tail, puts, 0)
     joiner = threading.Thread(target=q.join, daemon=True)
     joiner.start()
@@ -149,7 +149,7 @@ def test_consumers_killed_while_a_grown_ring_wraps_leaps_and_rewinds(start_metho
         rest.extend(q.get_many(100_000, timeout=10))
     with pytest.raises(Empty):
         q.get_nowait()
-    head, tail, gets, puts, _, _ = q._indices()
+    head, tail, gets, puts, _, _ = _core.debug_ring_indices(q)
     assert (head, gets, q.qsize(), q.empty()) == (tail, puts, 0, True), "counts off after the kills"
     assert shared[2] == 0, "a consumer received a batch that is not a run of consecutive values"
     assert rest == list(range(rest[0], shared[1])), "the last reader's messages are not a run"
