@@ -214,33 +214,21 @@ cdef class MessageRing:
         """What another process needs to use this ring in the same role: its channel's segment and
         spill file, and the notify pipe ends this object holds.
 
-        While a process is being started (spawn, forkserver) the descriptors travel with the start
-        itself, as multiprocessing's own Connections do (reduction.DupFd), so the parent may close
-        its end as soon as start() returns. Otherwise a descriptor is named by (pid, fd) and the
-        receiver opens /proc/<pid>/fd/<fd>: the sender must still hold it then."""
-        from multiprocessing import context, reduction
-        spawning = context.get_spawning_popen() is not None
-        _, size, _, _ = self.segment.handle()
-        return (self.segment.id, size, fd_reference(self.segment.fd, spawning),
+        How each descriptor travels (with a process start, or by reference, kept for the receiver
+        by the keeper once this handle is put into a ring) is core/handles.pyx's business."""
+        cdef bint spawning = is_spawning()
+        return (self.segment.id, self.segment.size, fd_reference(self.segment.fd, spawning),
                 self.spill.id, fd_reference(self.spill.fd, spawning),
                 self.ring_index, self.role, self.eof_detection,
                 fd_reference(self.read_fd, spawning), fd_reference(self.write_fd, spawning))
 
     cdef int attach(self, handle) except -1:
         segment_id, size, segment_fd, spill_id, spill_fd, index, role, eof, read_fd, write_fd = handle
-        pid, fd = where_to_open(segment_fd)
-        try:
-            segment = Segment.attach(segment_id, size, pid, fd)
-        finally:
-            close_if_inherited(segment_fd, fd)
+        segment = Segment.attach(segment_id, size, segment_fd)
         cdef shm_channel_t *channel = <shm_channel_t *>((<Segment>segment).base + SHM_SEGMENT_HEADER)
         if channel.magic != SHM_CHANNEL_MAGIC or memcmp(channel.spill_id, <char *>spill_id, 16):
             raise ValueError("not a shmproc channel")
-        pid, fd = where_to_open(spill_fd)
-        try:
-            spill = SpillFile.attach((spill_id, pid, fd), segment, &channel.spill)
-        finally:
-            close_if_inherited(spill_fd, fd)
+        spill = SpillFile.attach((spill_id, spill_fd), segment, &channel.spill)
         self.bind(segment, spill, index, role, -1, -1, eof)
         self.read_fd = adopt_pipe_end(read_fd, _os.O_RDONLY)
         self.write_fd = adopt_pipe_end(write_fd, _os.O_WRONLY)
@@ -288,7 +276,10 @@ cdef class MessageRing:
         self.check_open()
         if block and timeout is not None:
             deadline = deadline_after(timeout)
+        cdef uint64_t pickled_before = handles_pickled
         owner = encode_object(obj, &item)
+        if handles_pickled != pickled_before:
+            self.deposit_handles(pickled_before)
         if self.send_encoded(&item, owner, block, deadline) == 0:
             raise Full
         return None
@@ -331,9 +322,11 @@ cdef class MessageRing:
             deadline = deadline_after(timeout)
         iterator = iter(items)
         error = None
+        cdef uint64_t pickled_before
         while True:
             owners = []
             count = 0
+            pickled_before = handles_pickled
             for obj in iterator:
                 try:
                     owners.append(encode_object(obj, &batch[count]))
@@ -345,6 +338,8 @@ cdef class MessageRing:
                     break
             if count == 0:
                 break
+            if handles_pickled != pickled_before:
+                self.deposit_handles(pickled_before)
             written = self.send_batch(batch, count, owners, block, deadline)
             total += written
             if written < count:
@@ -356,6 +351,13 @@ cdef class MessageRing:
         if error is not None:
             raise error
         return None
+
+    cdef int deposit_handles(self, uint64_t pickled_before) except -1:
+        """The messages about to be put hold handles: hand their descriptors to the keeper, tied
+        to this ring (its notify write end tells the keeper when no process can read it any more),
+        before any of them is published, so they outlive this process (core/handles.pyx)."""
+        ring = self.segment.id + (<uint32_t>self.ring_index).to_bytes(4, "little") + bytes(4)
+        return deposit_pending(pickled_before, ring, self.write_fd)
 
     cdef int send_encoded(self, encoded_t *item, object owner, bint block, int64_t deadline) except -1:
         """1 when written, 0 when the ring stayed full (Full)."""
@@ -880,7 +882,7 @@ cdef class MessageRing:
         elif self.read_fd >= 0:
             # A reader re-arming the pipe: open a write end just for this byte.
             try:
-                fd = open_peer_fd("self", self.read_fd, _os.O_WRONLY | _os.O_NONBLOCK, "a notify pipe")
+                fd = reopen_own_fd(self.read_fd, _os.O_WRONLY | _os.O_NONBLOCK)
                 _os.write(fd, b"!")
                 _os.close(fd)
             except BaseException:

@@ -1,0 +1,241 @@
+"""The keeper: holds the descriptors of handles in flight, so that a handle outlives its sender.
+
+A shmproc object pickles as a handle naming its sender's descriptor. When the handle goes into a
+shmproc queue or pipe, the sender also passes the descriptor itself to the keeper over a Unix
+socket (SCM_RIGHTS) before the message is published: from then on the kernel keeps the file alive
+in flight, then in the keeper, even if the sender is SIGKILLed at once. The receiver opens the
+sender's descriptor through /proc if it can, else asks the keeper for its copy, and then tells the
+keeper the handle was received, which closes the copy. A handle that is never received is tied to
+the ring it travels in: the keeper holds that ring's notify-pipe write end and closes everything
+sent through the ring once no process can read from it any more (EPOLLERR: no read end is left).
+
+There is one keeper per process tree, started on first use by whichever process needs it, and it
+exits when the tree's root process does (a pidfd), dropping what it holds. It listens on an
+abstract Unix socket whose random name the root puts in $SHMPROC_KEEPER, so every process of the
+tree finds it whatever its start method; it accepts only processes of its own user (SO_PEERCRED),
+so nothing is reachable by other users. The mechanism and its invariants: docs/internals/handles.md.
+
+This file runs as a script (`python -I -S keeper.py NAME ROOT_PID ROOT_START`), importing only the
+standard library, so that starting it costs a bare interpreter's start-up.
+"""
+import array
+import os
+import select
+import socket
+import struct
+import sys
+
+# Message kinds (one message per sendmsg on a SOCK_SEQPACKET connection):
+#   DEPOSIT  b"D" pid:u32 ring:24s count:u32 tokens:count*u64, SCM_RIGHTS: count descriptors, then
+#            the ring's notify write end if ring is not all zeros
+#   RELEASE  b"R" pid:u32 count:u32 tokens:count*u64            (received through /proc)
+#   FETCH    b"F" pid:u32 token:u64  -> b"K" + SCM_RIGHTS [fd], or b"N" when the keeper has none
+DEPOSIT, RELEASE, FETCH, GIVEN, NONE = b"D", b"R", b"F", b"K", b"N"
+HEADER = struct.Struct("=cI24sI")           # DEPOSIT and RELEASE (RELEASE's ring is unused)
+FETCH_REQUEST = struct.Struct("=cIQ")
+MAX_FDS = 253                               # SCM_MAX_FD: descriptors per message
+MAX_MESSAGE = HEADER.size + 8 * MAX_FDS
+NO_RING = bytes(24)
+
+
+def socket_address(name):
+    return b"\0shmproc-keeper-" + name.encode()
+
+
+def start_time(pid):
+    """A process's start time in clock ticks (field 22 of /proc/<pid>/stat), or None if it is gone:
+    with the pid, it names one process, never a later one that reuses the pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[19])
+
+
+class Keeper:
+    def __init__(self, listener, root_pidfd):
+        self.listener = listener
+        self.root_pidfd = root_pidfd
+        self.uid = os.getuid()
+        self.poller = select.epoll()
+        self.connections = {}           # fd -> socket
+        self.held = {}                  # (pid, token) -> (fd, ring)
+        self.rings = {}                 # ring -> [write end, keys held for it]
+        self.ring_of_fd = {}            # write end -> ring
+        self.poller.register(listener.fileno(), select.EPOLLIN)
+        self.poller.register(root_pidfd, select.EPOLLIN)
+
+    def run(self):
+        while True:
+            for fd, events in self.poller.poll():
+                if fd == self.root_pidfd:
+                    return                      # the tree is gone: exiting closes everything
+                if fd == self.listener.fileno():
+                    self.accept_all()
+                elif fd in self.connections:
+                    self.serve(self.connections[fd])
+                elif fd in self.ring_of_fd:
+                    self.drop_ring(self.ring_of_fd[fd])
+
+    def accept_all(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                struct.calcsize("3i"))
+            _, uid, _ = struct.unpack("3i", credentials)
+            if uid != self.uid:
+                connection.close()
+                continue
+            connection.setblocking(False)
+            self.connections[connection.fileno()] = connection
+            self.poller.register(connection.fileno(), select.EPOLLIN)
+
+    def drain(self):
+        """Read every message already sent to the keeper. A receiver asks about a handle only after
+        its sender's DEPOSIT returned, but on another connection (maybe not yet accepted), which
+        the keeper may not have read yet."""
+        self.accept_all()
+        for connection in list(self.connections.values()):
+            self.serve(connection)
+
+    def serve(self, connection):
+        while True:
+            try:
+                message, ancillary, _, _ = connection.recvmsg(
+                    MAX_MESSAGE, socket.CMSG_SPACE(4 * (MAX_FDS + 1)), socket.MSG_CMSG_CLOEXEC)
+            except BlockingIOError:
+                return
+            except OSError:
+                message, ancillary = b"", []
+            fds = []
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.extend(array.array("i", data[:len(data) - len(data) % 4]))
+            if not message:
+                for fd in fds:
+                    os.close(fd)
+                self.poller.unregister(connection.fileno())
+                del self.connections[connection.fileno()]
+                connection.close()
+                return
+            try:
+                self.handle(connection, message, fds)
+            except (struct.error, ValueError, OSError):
+                for fd in fds:                  # a malformed message: keep nothing of it
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+
+    def handle(self, connection, message, fds):
+        kind = message[:1]
+        if kind == FETCH:
+            _, pid, token = FETCH_REQUEST.unpack(message)
+            self.answer_fetch(connection, (pid, token))
+            return
+        _, pid, ring, count = HEADER.unpack_from(message)
+        tokens = struct.unpack_from(f"={count}Q", message, HEADER.size)
+        if kind == RELEASE:
+            for token in tokens:
+                self.release((pid, token))
+            return
+        if kind != DEPOSIT or len(fds) != count + (ring != NO_RING):
+            raise ValueError("malformed deposit")
+        if ring != NO_RING:
+            self.watch_ring(ring, fds.pop())
+        for token, fd in zip(tokens, fds):
+            key = (pid, token)
+            old = self.held.pop(key, None)
+            if old is not None:
+                os.close(old[0])
+            self.held[key] = (fd, ring)
+            if ring != NO_RING:
+                self.rings[ring][1].add(key)
+
+    def watch_ring(self, ring, write_end):
+        if ring in self.rings:
+            os.close(write_end)
+            return
+        self.rings[ring] = [write_end, set()]
+        self.ring_of_fd[write_end] = ring
+        # No event asked for: EPOLLERR (the pipe has no reader left) is always reported.
+        self.poller.register(write_end, 0)
+
+    def drop_ring(self, ring):
+        """No process can read from the ring any more: what travels in it is never received."""
+        write_end, keys = self.rings.pop(ring)
+        del self.ring_of_fd[write_end]
+        self.poller.unregister(write_end)
+        os.close(write_end)
+        for key in keys:
+            fd, _ = self.held.pop(key)
+            os.close(fd)
+
+    def take(self, key):
+        entry = self.held.pop(key, None)
+        if entry is None:
+            self.drain()
+            entry = self.held.pop(key, None)
+        if entry is None:
+            return None
+        fd, ring = entry
+        if ring != NO_RING:
+            self.rings[ring][1].discard(key)
+        return fd
+
+    def release(self, key):
+        fd = self.take(key)
+        if fd is not None:
+            os.close(fd)
+
+    def answer_fetch(self, connection, key):
+        fd = self.take(key)
+        try:
+            if fd is None:
+                connection.send(NONE)
+            else:
+                connection.sendmsg([GIVEN], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                              array.array("i", [fd]).tobytes())])
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+
+def main(name, root_pid, root_start):
+    root_pid = int(root_pid)
+    try:
+        root_pidfd = os.pidfd_open(root_pid)
+    except OSError:
+        return 0
+    if str(start_time(root_pid)) != root_start:
+        return 0                        # the root exited and its pid was reused
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        listener.bind(socket_address(name))
+    except OSError:
+        return 0                        # another process of the tree started the keeper first
+    listener.listen(64)
+    listener.setblocking(False)
+    # Leave the process that started us (it waits for this), so the keeper is nobody's child:
+    # it lives as long as the root, not as long as the worker that happened to need it first.
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    # Hold as many descriptors as the user may.
+    import resource
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    Keeper(listener, root_pidfd).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:4]))
