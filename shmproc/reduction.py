@@ -17,10 +17,11 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 from shmproc import keeper as _keeper
 
-__all__ = ["deposit", "release", "fetch", "keeper_pid"]
+__all__ = ["deposit", "release", "settle", "fetch", "keeper_pid"]
 
 _ENVIRONMENT = "SHMPROC_KEEPER"
 
@@ -39,6 +40,8 @@ def _tree():
 _NAME, _ROOT_PID, _ROOT_START = _tree()
 _ADDRESS = _keeper.socket_address(_NAME)
 _UID = os.getuid()
+_getpid = os.getpid
+_RELEASE_ONE = struct.Struct("=cI24sIQ")
 _PEER_CREDENTIALS = struct.Struct("3i")
 
 
@@ -66,6 +69,9 @@ def _connect():
     if uid != _UID:                     # someone else's socket under our name: never send to it
         sock.close()
         return None
+    # Room for the messages of a keeper's TICK at full speed (the kernel caps this at twice
+    # net.core.wmem_max: ~550 deposits here), so a sender rarely waits for the keeper to read.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     return sock
 
 
@@ -79,16 +85,21 @@ def _start_keeper():
 
 def _keeper_connection(start):
     state = _connection
-    if state.pid == os.getpid() and state.sock is not None:
-        return state.sock
-    if state.pid != os.getpid() and state.sock is not None:
-        state.sock.close()              # our copy of the parent's socket; the parent keeps its own
-        state.sock = None
+    sock = state.sock
+    if sock is not None and state.pid == _getpid():
+        return sock
+    if sock is not None:
+        sock.close()                    # our copy of the parent's socket; the parent keeps its own
     sock = _connect()
     if sock is None and start:
         _start_keeper()
-        sock = _connect()
-    state.pid, state.sock = os.getpid(), sock
+        # Another process of the tree may have won the race to start it and not be listening yet.
+        for _ in range(100):
+            sock = _connect()
+            if sock is not None:
+                break
+            time.sleep(0.002)
+    state.pid, state.sock = _getpid(), sock
     return sock
 
 
@@ -130,8 +141,25 @@ def release(pid, token):
     may close its copy. Nothing to do when there is no keeper (nothing was deposited then)."""
     sock = _keeper_connection(False)
     if sock is not None:
-        _send(sock, _keeper.HEADER.pack(_keeper.RELEASE, pid, _keeper.NO_RING, 1)
-              + struct.pack("=Q", token))
+        _send(sock, _RELEASE_ONE.pack(_keeper.RELEASE, pid, _keeper.NO_RING, 1, token))
+
+
+def settle():
+    """Return once the keeper has acted on every release this process sent (a Pipe's reader about
+    to wait for EOF: the keeper may hold the pipe's write end until then). Asked on a new
+    connection, which the keeper answers after reading everything already sent to it."""
+    if _connection.sock is None:
+        return
+    sock = _connect()
+    if sock is None:
+        return
+    try:
+        sock.sendall(_keeper.FETCH_REQUEST.pack(_keeper.SYNC, 0, 0))
+        sock.recv(16)
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def fetch(pid, token):

@@ -23,6 +23,9 @@ _fds_passed_to_child = _handles_weakref.WeakKeyDictionary()
 # compares it before and after pickling a message, so a message with no handle pays one compare.
 cdef uint64_t handles_pickled = 0
 cdef Py_ssize_t PENDING_KEPT = 1024
+# This process told the keeper it received handles, and has not waited for the keeper to act on
+# it: the keeper may still hold a Pipe's write end, so a reader must settle before it waits for EOF.
+cdef bint releases_unsettled = False
 
 
 class _PendingHandles(_handles_threading.local):
@@ -57,9 +60,25 @@ cdef object fd_reference(int fd, bint spawning):
     return (<int>shm_current_pid(), fd, handles_pickled)
 
 
+cdef object _get_spawning_popen = None
+cdef object _reduction = None
+
+
 cdef bint is_spawning():
-    from multiprocessing import context
-    return context.get_spawning_popen() is not None
+    global _get_spawning_popen
+    if _get_spawning_popen is None:
+        from multiprocessing import context
+        _get_spawning_popen = context.get_spawning_popen
+    return _get_spawning_popen() is not None
+
+
+cdef object reduction_module():
+    """shmproc.reduction, imported on first use (it imports this extension)."""
+    global _reduction
+    if _reduction is None:
+        from shmproc import reduction
+        _reduction = reduction
+    return _reduction
 
 
 cdef int deposit_pending(uint64_t since, bytes ring, int ring_write_end) except -1:
@@ -72,8 +91,7 @@ cdef int deposit_pending(uint64_t since, bytes ring, int ring_write_end) except 
     fresh = [entry for entry in entries if entry[0] > since]
     del entries[:]
     if fresh:
-        from shmproc import reduction
-        reduction.deposit([token for token, _ in fresh], [fd for _, fd in fresh], ring,
+        reduction_module().deposit([token for token, _ in fresh], [fd for _, fd in fresh], ring,
                           ring_write_end)
     return 0
 
@@ -106,8 +124,22 @@ cdef int drop_reference(object reference) except -1:
     pid, fd, token = where_to_open(reference)
     close_if_inherited(reference, fd)
     if token:
-        from shmproc import reduction
-        reduction.release(pid, token)
+        release_handle(pid, token)
+    return 0
+
+
+cdef int release_handle(object pid, uint64_t token) except -1:
+    global releases_unsettled
+    reduction_module().release(pid, token)
+    releases_unsettled = True
+    return 0
+
+
+cdef int settle_releases() except -1:
+    """Wait until the keeper has acted on this process's releases (see releases_unsettled)."""
+    global releases_unsettled
+    releases_unsettled = False
+    reduction_module().settle()
     return 0
 
 
@@ -130,11 +162,10 @@ cdef int open_peer_fd(object reference, int flags, str what, bytes signature=Non
     finally:
         close_if_inherited(reference, fd)
     if token:
-        from shmproc import reduction
         if own >= 0:
-            reduction.release(pid, token)
+            release_handle(pid, token)
         else:
-            own = reduction.fetch(pid, token)
+            own = reduction_module().fetch(pid, token)
             if own >= 0 and signature is not None and _os.pread(own, len(signature), 0) != signature:
                 close(own)
                 own = -1
