@@ -1,6 +1,7 @@
 """What a handle costs to send and receive, this checkout against another one, side by side.
 
     python asv_bench/compare_handles.py --before PATH [--repeat 7] [--quick] [--only TEXT]
+    python asv_bench/compare_handles.py --no-leak 10000
 
 PATH is a built checkout to compare against, e.g. the commit before handles outlived their sender:
 `git worktree add /tmp/before <commit> && cd /tmp/before && python setup.py build_ext --inplace`.
@@ -11,6 +12,10 @@ Rows: a queue's hot path with no handle (ints, a small tuple) in one process; a 
 sent to a child and back, already mapped there (the steady state of a worker loop); fresh shared
 arrays (each its own segment) sent to a child, which attaches each one; and, for this checkout
 only, arrays whose sender has exited (attached through the keeper).
+
+--no-leak N starts N short-lived workers one after another, each returning a fresh 1 MB shared
+array through a Queue and exiting before the parent gets it (so through the keeper), the parent
+dropping it; it prints the shared-memory usage before, at its highest, and after.
 """
 import os
 import subprocess
@@ -117,6 +122,48 @@ def sender_gone(shmproc, count):
     return (time.perf_counter() - start) / count
 
 
+def _return_fresh_array(queue):
+    import shmproc
+    array = shmproc.zeros(1 << 17)              # 1 MB
+    array[:] = 1
+    queue.put(array)
+
+
+def shm_used_bytes():
+    info = os.statvfs(os.environ.get("SHMPROC_SHM_DIR", "/dev/shm"))
+    return (info.f_blocks - info.f_bfree) * info.f_frsize
+
+
+def no_leak(workers):
+    import gc
+    import multiprocessing
+    import shmproc
+    import shmproc.ndarray  # noqa: F401
+    context = multiprocessing.get_context("fork")
+    queue = shmproc.Queue()
+
+    def one():
+        worker = context.Process(target=_return_fresh_array, args=(queue,))
+        worker.start()
+        worker.join()
+        assert queue.get()[0] == 1
+
+    for _ in range(20):
+        one()
+    gc.collect()
+    before = highest = shm_used_bytes()
+    start = time.perf_counter()
+    for i in range(workers):
+        one()
+        if i % 100 == 0:
+            highest = max(highest, shm_used_bytes())
+    gc.collect()
+    time.sleep(0.1)
+    after = shm_used_bytes()
+    print(f"{workers} workers in {time.perf_counter() - start:.1f} s; shared memory in use: "
+          f"before {before / 2**20:.1f} MB, highest {highest / 2**20:.1f} MB, after {after / 2**20:.1f} MB")
+
+
 def run_worker(checkout, workload, count):
     sys.path.insert(0, checkout)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -141,6 +188,8 @@ def main():
     if sys.argv[1:2] == ["--worker"]:
         return run_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     sys.path.insert(0, AFTER)
+    if sys.argv[1:2] == ["--no-leak"]:
+        return no_leak(int(sys.argv[2]))
     from shmproc.bench.timing import format_seconds, format_table, interleaved, medians
     import argparse
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -137,3 +137,13 @@ def put_array_and_wait(queue, ready, megabytes):
     ready.set()
     signal.pause()
 
+
+
+def send_values_dropping_each(queue):
+    """Put a Value, drop it, make another (its creator would reuse the block), put that: each must
+    arrive with its own state."""
+    value = shmproc.Value("i", 1)
+    queue.put(value)
+    del value
+    queue.put(shmproc.Value("i", 2))
+    os._exit(0)

@@ -78,6 +78,15 @@ def test_every_kind_outlives_a_sender_that_ended(ctx, channel_kind, ending):
         assert check(kind, obj)
 
 
+def test_a_small_block_sent_and_dropped_is_not_reused_by_its_creator():
+    queue = shmproc.Queue()
+    sender = multiprocessing.get_context("fork").Process(
+        target=support_handles.send_values_dropping_each, args=(queue,))
+    sender.start()
+    sender.join(JOIN)
+    assert [queue.get().value, queue.get().value] == [1, 2]
+
+
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_spawn_and_forkserver_receivers(method):
     queue, results = shmproc.Queue(), shmproc.Queue()
