@@ -147,3 +147,10 @@ def send_values_dropping_each(queue):
     del value
     queue.put(shmproc.Value("i", 2))
     os._exit(0)
+
+
+def send_array_then_exit(channel, length):
+    """Send one shared array through a queue or a Pipe end, then exit at once."""
+    array = shmproc.zeros(length)
+    _put(channel, array)
+    os._exit(0)

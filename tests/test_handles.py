@@ -20,7 +20,7 @@ from shmproc import reduction
 from shmproc._core import shm_directory
 
 import support_handles
-from support import mounted_tmpfs
+from support_segments import mounted_tmpfs
 from support_handles import KINDS, check
 from support_queues import joined
 
@@ -154,12 +154,12 @@ def test_a_never_received_handle_is_freed_with_its_queue(private_shm):
 
 
 def test_a_handle_is_received_once_after_its_sender_is_gone():
-    queue = shmproc.Queue()
+    reader, writer = shmproc.Pipe(duplex=False)
     sender = multiprocessing.get_context("fork").Process(
-        target=support_handles.send_arrays_then_exit, args=(queue, 1, 100_000))
+        target=support_handles.send_array_then_exit, args=(writer, 100_000))
     sender.start()
     sender.join(JOIN)
-    raw = queue._recv_bytes()
+    raw = reader.recv_bytes()                   # the pickle, not unpickled: nothing received yet
     array = pickle.loads(raw)
     assert array.shape == (100_000,)
     del array

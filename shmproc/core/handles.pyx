@@ -12,12 +12,9 @@
 # whatever it names. The Python half (the keeper's client) is shmproc/reduction.py; the mechanism
 # and its invariants are in docs/internals/handles.md.
 
-import os as _os
-import threading as _handles_threading
-import weakref as _handles_weakref
 
 # Per process being started: our descriptor -> the reference that passes it to the child.
-_fds_passed_to_child = _handles_weakref.WeakKeyDictionary()
+_fds_passed_to_child = _weakref.WeakKeyDictionary()
 
 # Handles pickled by this process so far; each one's token is the count when it was made. A ring
 # compares it before and after pickling a message, so a message with no handle pays one compare.
@@ -28,7 +25,7 @@ cdef Py_ssize_t PENDING_KEPT = 1024
 cdef bint releases_unsettled = False
 
 
-class _PendingHandles(_handles_threading.local):
+class _PendingHandles(_threading.local):
     # (token, fd) of handles this thread pickled and has not deposited: a ring deposits those of
     # the message it is putting; older ones (pickled for something else) are dropped.
     entries = None
@@ -45,10 +42,9 @@ cdef object fd_reference(int fd, bint spawning):
         return None
     if spawning:
         # A Pipe's two ends share one segment: pass each descriptor once per process start.
-        from multiprocessing import context, reduction
-        shared = _fds_passed_to_child.setdefault(context.get_spawning_popen(), {})
+        shared = _fds_passed_to_child.setdefault(_mp_context.get_spawning_popen(), {})
         if fd not in shared:
-            shared[fd] = reduction.DupFd(fd)
+            shared[fd] = _mp_reduction.DupFd(fd)
         return shared[fd]
     handles_pickled += 1
     entries = _pending.entries
@@ -60,16 +56,11 @@ cdef object fd_reference(int fd, bint spawning):
     return (<int>shm_current_pid(), fd, handles_pickled)
 
 
-cdef object _get_spawning_popen = None
 cdef object _reduction = None
 
 
-cdef bint is_spawning():
-    global _get_spawning_popen
-    if _get_spawning_popen is None:
-        from multiprocessing import context
-        _get_spawning_popen = context.get_spawning_popen
-    return _get_spawning_popen() is not None
+cdef inline bint is_spawning():
+    return _mp_context.get_spawning_popen() is not None
 
 
 cdef object reduction_module():
@@ -150,7 +141,7 @@ cdef int open_peer_fd(object reference, int flags, str what, bytes signature=Non
     keeping the errno, if neither has it."""
     pid, fd, token = where_to_open(reference)
     cdef int own = -1
-    err = errno.ENOENT
+    err = _errno.ENOENT
     try:
         try:
             own = _os.open(f"/proc/{pid}/fd/{fd}", flags | _os.O_CLOEXEC)
@@ -194,6 +185,6 @@ cdef int adopt_pipe_end(object reference, int mode) except -2:
     try:
         return open_peer_fd(reference, mode | _os.O_NONBLOCK, "a queue or connection")
     except FileNotFoundError as exc:
-        if mode == _os.O_WRONLY and exc.errno == errno.ENXIO:
+        if mode == _os.O_WRONLY and exc.errno == _errno.ENXIO:
             return -1
         raise

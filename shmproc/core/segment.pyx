@@ -10,7 +10,6 @@
 # copy once the sender is gone). The magic and id at the start of the segment's header prove that
 # the descriptor opened was not recycled for something else in between.
 
-import weakref as _weakref
 
 # id -> Segment, for the segments this process has mapped: attaching the same segment twice maps it
 # once. A forked child inherits the table together with the mappings it describes.
@@ -30,12 +29,12 @@ cdef int _open_unnamed(str directory) except -1:
     try:
         return _os.open(directory, _os.O_RDWR | _os.O_CLOEXEC | O_TMPFILE, 0o600)
     except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+        if exc.errno not in (_errno.EOPNOTSUPP, _errno.EISDIR, _errno.EINVAL):
             raise
     # A filesystem without O_TMPFILE: fall back to an anonymous memfd, made private to the user.
     fd = memfd_create(b"shmproc", MFD_CLOEXEC)
     if fd < 0:
-        raise OSError(cerrno.errno, "memfd_create failed")
+        raise shm_os_error(cerrno.errno, "create a shared-memory file (memfd_create)")
     _os.fchmod(fd, 0o600)
     return fd
 
@@ -47,28 +46,18 @@ cdef int _reserve(int fd, size_t size, str directory) except -1:
     if statvfs(directory.encode(), &info) == 0:
         free = <size_t>info.f_bavail * info.f_frsize
         if size > free:
-            raise OSError(errno.ENOSPC,
-                          f"not enough shared memory: {size} bytes requested, {free} free in {directory} "
-                          f"(make it larger, or point SHMPROC_SHM_DIR at a larger tmpfs)")
+            raise shm_os_error(ENOSPC, f"allocate {size} bytes ({free} free)")
     cdef int rc
     with nogil:
         rc = fallocate(fd, 0, 0, <off_t>size)
     if rc != 0:
-        err = cerrno.errno
-        if err in (errno.ENOSPC, errno.ENOMEM, errno.EFBIG):
-            raise OSError(err, f"not enough shared memory for {size} bytes in {directory}")
-        raise OSError(err, f"cannot allocate {size} bytes of shared memory: {_os.strerror(err)}")
+        raise shm_os_error(cerrno.errno, f"allocate {size} bytes of shared memory")
     return 0
 
 
 cdef class Segment:
     """One mapping of a shared-memory segment in this process. Unmapped when the last reference in
     this process goes away; the memory itself lives on while any process maps it."""
-    cdef readonly bytes id
-    cdef readonly size_t size        # bytes mapped, header included
-    cdef char *base
-    cdef int fd
-    cdef object __weakref__
 
     def __cinit__(self):
         self.base = NULL
@@ -117,7 +106,7 @@ cdef class Segment:
         seg.fd = open_peer_fd(reference, _os.O_RDWR, "a shared-memory segment",
                               SEGMENT_MAGIC_BYTES + id)
         if _os.fstat(seg.fd).st_size != size:
-            raise FileNotFoundError(errno.ENOENT, "the segment behind a handle is not the one sent")
+            raise FileNotFoundError(_errno.ENOENT, "the segment behind a handle is not the one sent")
         seg._map()
         seg.id = id
         _mapped_segments[id] = seg
@@ -126,7 +115,7 @@ cdef class Segment:
     cdef int _map(self) except -1:
         cdef void *address = mmap(NULL, self.size, PROT_READ | PROT_WRITE, MAP_SHARED, self.fd, 0)
         if address == MAP_FAILED:
-            raise OSError(cerrno.errno, f"mmap of {self.size} bytes of shared memory failed")
+            raise shm_os_error(cerrno.errno, f"map {self.size} bytes of shared memory")
         self.base = <char *>address
         return 0
 
@@ -137,9 +126,7 @@ cdef class Segment:
         with nogil:
             rc = fallocate(self.fd, 0, <off_t>offset, <off_t>length)
         if rc != 0:
-            err = cerrno.errno
-            raise OSError(err, f"cannot grow shared memory by {length} bytes in {shm_directory()}: "
-                               f"{_os.strerror(err)}")
+            raise shm_os_error(cerrno.errno, f"grow shared memory by {length} bytes")
         return 0
 
     cdef void release_range(self, uint64_t offset, uint64_t length) noexcept nogil:
