@@ -17,6 +17,7 @@ only, arrays whose sender has exited (attached through the keeper).
 array through a Queue and exiting before the parent gets it (so through the keeper), the parent
 dropping it; it prints the shared-memory usage before, at its highest, and after.
 """
+import functools
 import os
 import subprocess
 import sys
@@ -137,6 +138,7 @@ def shm_used_bytes():
 def no_leak(workers):
     import gc
     import multiprocessing
+
     import shmproc
     import shmproc.ndarray  # noqa: F401
     context = multiprocessing.get_context("fork")
@@ -190,8 +192,9 @@ def main():
     sys.path.insert(0, AFTER)
     if sys.argv[1:2] == ["--no-leak"]:
         return no_leak(int(sys.argv[2]))
-    from shmproc.bench.timing import format_seconds, format_table, interleaved, medians
     import argparse
+
+    from shmproc.bench.timing import format_seconds, format_table, interleaved, medians
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", required=True, help="a built checkout to compare against")
     parser.add_argument("--repeat", type=int, default=7)
@@ -205,8 +208,9 @@ def main():
         if args.only not in row:
             continue
         count = max(count // scale, 10)
-        samples = interleaved({"before": lambda: measure(before, workload, count),
-                               "after": lambda: measure(AFTER, workload, count)}, args.repeat)
+        samples = interleaved({"before": functools.partial(measure, before, workload, count),
+                               "after": functools.partial(measure, AFTER, workload, count)},
+                              args.repeat)
         m = medians(samples)
         extra = (m["after"] - m["before"]) * 1e6
         table.append((row, format_seconds(m["before"]), format_seconds(m["after"]), f"{extra:+.2f} µs",

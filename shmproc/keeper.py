@@ -75,7 +75,7 @@ class Keeper:
         # a wake-up (~5-8 us here) per handle. It is armed again after a tick with nothing new.
         # FETCH and SYNC come on new connections, which the listener reports at once.
         while True:
-            for fd, events in self.poller.poll(TICK if self.busy else -1):
+            for fd, _ in self.poller.poll(TICK if self.busy else -1):
                 if fd == self.root_pidfd:
                     return                      # the tree is gone: exiting closes everything
                 if fd == self.listener.fileno():
@@ -129,7 +129,7 @@ class Keeper:
             except OSError:
                 message, ancillary = b"", []
             served += 1
-            fds = []
+            fds: list[int] = []
             for level, kind, data in ancillary:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                     fds.extend(array.array("i", data[:len(data) - len(data) % 4]))

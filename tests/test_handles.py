@@ -13,16 +13,15 @@ import textwrap
 import time
 
 import pytest
+import support_handles
+from support_handles import KINDS, check
+from support_queues import joined
+from support_segments import mounted_tmpfs
 
 import shmproc
 import shmproc.ndarray  # noqa: F401
 from shmproc import reduction
 from shmproc._core import shm_directory
-
-import support_handles
-from support_segments import mounted_tmpfs
-from support_handles import KINDS, check
-from support_queues import joined
 
 MB = 1 << 20
 JOIN = 60
@@ -207,6 +206,7 @@ def test_the_whole_tree_killed_leaves_nothing(private_shm):
 def keeper_answer_to_a_fetch():
     """What the keeper says to a FETCH of a handle it does not hold: b"N", or b"" if it hung up."""
     import socket
+
     from shmproc import keeper
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
         sock.settimeout(JOIN)

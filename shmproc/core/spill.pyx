@@ -110,6 +110,10 @@ cdef class SpillFile:
         _spill_files[id] = spill
         return spill
 
+    def handle(self):
+        """What another process needs to attach this file: (id, descriptor reference)."""
+        return (self.id, fd_reference(self.fd, is_spawning()))
+
     cdef SpillMapping mapping(self, uint32_t slot, bint populate):
         """This process's mapping of the slot's current range (cached while its generation holds).
         A writer populates it (it is about to touch every page; one call beats a fault per page);
