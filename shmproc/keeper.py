@@ -38,6 +38,7 @@ MAX_FDS = 253                               # SCM_MAX_FD: descriptors per messag
 MAX_MESSAGE = HEADER.size + 8 * MAX_FDS
 NO_RING = bytes(24)
 TICK = 0.002                               # seconds between reads of a busy connection
+RECEIVED_EARLY_KEPT = 1 << 16
 
 
 def socket_address(name):
@@ -63,6 +64,8 @@ class Keeper:
         self.poller = select.epoll()
         self.connections = {}           # fd -> socket
         self.busy = set()               # connections read every TICK, not armed in epoll
+        self.received_early = {}        # keys released before their deposit was read
+        self.draining = False
         self.held = {}                  # (pid, token) -> (fd, ring)
         self.rings = {}                 # ring -> [write end, keys held for it]
         self.ring_of_fd = {}            # write end -> ring
@@ -110,12 +113,19 @@ class Keeper:
             self.poller.register(connection.fileno(), select.EPOLLIN | select.EPOLLONESHOT)
 
     def drain(self):
-        """Read every message already sent to the keeper. A receiver asks about a handle only after
-        its sender's DEPOSIT returned, but on another connection (maybe not yet accepted), which
-        the keeper may not have read yet."""
-        self.accept_all()
-        for connection in list(self.connections.values()):
-            self.serve(connection)
+        """Read every message already sent to the keeper. A receiver's FETCH comes only after its
+        sender's DEPOSIT returned, but the deposit came on another connection (maybe not yet
+        accepted), which the keeper may not have read yet. Not re-entered: a FETCH read while
+        draining is answered from what the outer drain has read so far."""
+        if self.draining:
+            return
+        self.draining = True
+        try:
+            self.accept_all()
+            for connection in list(self.connections.values()):
+                self.serve(connection)
+        finally:
+            self.draining = False
 
     def serve(self, connection):
         """Act on every message waiting on a connection; how many there were."""
@@ -142,7 +152,7 @@ class Keeper:
                 return served
             try:
                 self.handle(connection, message, fds)
-            except (struct.error, ValueError, OSError):
+            except Exception:
                 for fd in fds:                  # a malformed message: keep nothing of it
                     try:
                         os.close(fd)
@@ -174,6 +184,9 @@ class Keeper:
             old = self.held.pop(key, None)
             if old is not None:
                 os.close(old[0])
+            if self.received_early.pop(key, False):
+                os.close(fd)                    # its receiver was faster than this message
+                continue
             self.held[key] = (fd, ring)
             if ring != NO_RING:
                 self.rings[ring][1].add(key)
@@ -200,9 +213,9 @@ class Keeper:
         os.close(write_end)
         return keys
 
-    def take(self, key):
+    def take(self, key, drain=True):
         entry = self.held.pop(key, None)
-        if entry is None:
+        if entry is None and drain:
             self.drain()
             entry = self.held.pop(key, None)
         if entry is None:
@@ -218,9 +231,17 @@ class Keeper:
         return fd
 
     def release(self, key):
-        fd = self.take(key)
+        """A receiver attached the handle itself. A RELEASE may be read before its DEPOSIT (they
+        come on different connections): the key is then remembered, and the deposit closed on
+        arrival. Keys of handles never deposited (pickled outside a ring) are remembered too, up to
+        RECEIVED_EARLY_KEPT of them, oldest forgotten first."""
+        fd = self.take(key, drain=False)
         if fd is not None:
             os.close(fd)
+            return
+        self.received_early[key] = True
+        if len(self.received_early) > RECEIVED_EARLY_KEPT:
+            del self.received_early[next(iter(self.received_early))]
 
     def answer_fetch(self, connection, key):
         fd = self.take(key)
