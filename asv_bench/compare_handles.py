@@ -36,23 +36,21 @@ ROWS = [
 SENDER_GONE = ("fresh 128 KB array, sender exited", "sender_gone", 400)
 
 
-def queue_ints(shmproc, count):
+def _put_get(shmproc, count, item):
     q = shmproc.Queue()
-    start = time.perf_counter()
-    for i in range(count):
-        q.put(i)
-        q.get()
-    return (time.perf_counter() - start) / count
-
-
-def queue_tuples(shmproc, count):
-    q = shmproc.Queue()
-    item = ("x", 1, 2.5)
     start = time.perf_counter()
     for _ in range(count):
         q.put(item)
         q.get()
     return (time.perf_counter() - start) / count
+
+
+def queue_ints(shmproc, count):
+    return _put_get(shmproc, count, 12345)
+
+
+def queue_tuples(shmproc, count):
+    return _put_get(shmproc, count, ("x", 1, 2.5))
 
 
 def _echo(requests, answers):
@@ -70,39 +68,33 @@ def _child(shmproc, target, *args):
     return child
 
 
-def array_round_trip(shmproc, count):
+def _round_trips(shmproc, warm_up, timed):
+    """Seconds per array for sending each of `timed` to a child and getting its answer, after
+    doing so for each of `warm_up` (the child maps, the keeper starts)."""
     requests, answers = shmproc.Queue(), shmproc.Queue()
     child = _child(shmproc, _echo, requests, answers)
-    array = shmproc.zeros(16)
-    for _ in range(100):                    # warm up: the child maps the array, the keeper starts
+    for array in warm_up:
         requests.put(array)
         answers.get()
     start = time.perf_counter()
-    for _ in range(count):
+    for array in timed:
         requests.put(array)
         answers.get()
     elapsed = time.perf_counter() - start
     requests.put(None)
     child.join()
-    return elapsed / count
+    return elapsed / len(timed)
+
+
+def array_round_trip(shmproc, count):
+    array = shmproc.zeros(16)
+    return _round_trips(shmproc, [array] * 100, [array] * count)
 
 
 def fresh_arrays(shmproc, count):
-    requests, answers = shmproc.Queue(), shmproc.Queue()
-    child = _child(shmproc, _echo, requests, answers)
-    arrays = [shmproc.zeros(16384) for _ in range(count + 20)]     # 128 KB: a segment each
-    for array in arrays[:20]:               # warm up (kept alive: the version before needs it)
-        requests.put(array)
-        answers.get()
-    arrays = arrays[20:]
-    start = time.perf_counter()
-    for array in arrays:
-        requests.put(array)
-        answers.get()
-    elapsed = time.perf_counter() - start
-    requests.put(None)
-    child.join()
-    return elapsed / count
+    # 128 KB: a segment each; all kept alive (the version before needs it)
+    arrays = [shmproc.zeros(16384) for _ in range(count + 20)]
+    return _round_trips(shmproc, arrays[:20], arrays[20:])
 
 
 def _send_and_exit(shmproc, queue, count):
