@@ -27,11 +27,15 @@ import sys
 
 # Message kinds (one message per sendmsg on a SOCK_SEQPACKET connection):
 #   DEPOSIT  b"D" pid:u32 ring:24s count:u32 tokens:count*u64, SCM_RIGHTS: count descriptors, then
-#            the ring's notify write end if ring is not all zeros
+#            the ring's notify write end if ring is not all zeros, held while something sent through
+#            the ring is held (a Pipe: holding its write end keeps its reader from seeing EOF)
+#            b"P" the same, the write end held until no process can read the ring (a queue's)
+#            b"d" the same without the write end: the keeper holds it already (after a b"P")
 #   RELEASE  b"R" pid:u32 count:u32 tokens:count*u64            (received through /proc)
 #   FETCH    b"F" pid:u32 token:u64  -> b"K" + SCM_RIGHTS [fd], or b"N" when the keeper has none
 #   SYNC     b"S" pid:u32 token:u64  -> b"S" once every earlier message of the connection is done
 DEPOSIT, RELEASE, FETCH, GIVEN, NONE, SYNC = b"D", b"R", b"F", b"K", b"N", b"S"
+DEPOSIT_WATCHING, DEPOSIT_WATCHED = b"P", b"d"
 HEADER = struct.Struct("=cI24sI")           # DEPOSIT and RELEASE (RELEASE's ring is unused)
 FETCH_REQUEST = struct.Struct("=cIQ")     # FETCH and SYNC
 MAX_FDS = 253                               # SCM_MAX_FD: descriptors per message
@@ -175,10 +179,13 @@ class Keeper:
             for token in tokens:
                 self.release((pid, token))
             return
-        if kind != DEPOSIT or len(fds) != count + (ring != NO_RING):
+        with_write_end = ring != NO_RING and kind != DEPOSIT_WATCHED
+        if kind not in (DEPOSIT, DEPOSIT_WATCHING, DEPOSIT_WATCHED) or len(fds) != count + with_write_end:
             raise ValueError("malformed deposit")
-        if ring != NO_RING:
-            self.watch_ring(ring, fds.pop())
+        if with_write_end:
+            self.watch_ring(ring, fds.pop(), kind == DEPOSIT_WATCHING)
+        elif ring not in self.rings:
+            ring = NO_RING                      # not watched (cannot happen): held untied
         for token, fd in zip(tokens, fds):
             key = (pid, token)
             old = self.held.pop(key, None)
@@ -191,11 +198,13 @@ class Keeper:
             if ring != NO_RING:
                 self.rings[ring][1].add(key)
 
-    def watch_ring(self, ring, write_end):
-        if ring in self.rings:
+    def watch_ring(self, ring, write_end, until_gone):
+        watched = self.rings.get(ring)
+        if watched is not None:
             os.close(write_end)
+            watched[2] = watched[2] or until_gone
             return
-        self.rings[ring] = [write_end, set()]
+        self.rings[ring] = [write_end, set(), until_gone]
         self.ring_of_fd[write_end] = ring
         # No event asked for: EPOLLERR (the pipe has no reader left) is always reported.
         self.poller.register(write_end, 0)
@@ -207,7 +216,7 @@ class Keeper:
             os.close(fd)
 
     def forget_ring(self, ring):
-        write_end, keys = self.rings.pop(ring)
+        write_end, keys, _ = self.rings.pop(ring)
         del self.ring_of_fd[write_end]
         self.poller.unregister(write_end)
         os.close(write_end)
@@ -222,9 +231,9 @@ class Keeper:
             return None
         fd, ring = entry
         if ring != NO_RING:
-            keys = self.rings[ring][1]
+            _, keys, until_gone = self.rings[ring]
             keys.discard(key)
-            if not keys:
+            if not keys and not until_gone:
                 # Nothing of the ring's is held any more: stop holding its write end, which would
                 # keep a Pipe's reader from seeing EOF.
                 self.forget_ring(ring)

@@ -51,6 +51,7 @@ class _Connection(threading.local):
     inherits its parent's and must not write to it: it opens its own."""
     pid = 0
     sock = None
+    watched = None                      # rings whose write end the keeper holds until they go
 
 
 _connection = _Connection()
@@ -99,7 +100,7 @@ def _keeper_connection(start):
             if sock is not None:
                 break
             time.sleep(0.002)
-    state.pid, state.sock = _getpid(), sock
+    state.pid, state.sock, state.watched = _getpid(), sock, set()
     return sock
 
 
@@ -114,25 +115,34 @@ def _send(sock, message, fds=()):
         return False
 
 
-def deposit(tokens, fds, ring, ring_write_end):
+def deposit(tokens, fds, ring, ring_write_end, until_gone):
     """Hand the descriptors of handles just pickled (fds[i] named by tokens[i]) to the keeper,
-    tied to the ring (24 bytes naming it, with its notify write end, or -1) they travel in. False
-    if there is no keeper to hold them: the handles then need their sender alive, as before."""
+    tied to the ring (24 bytes naming it, with its notify write end, or -1) they travel in; the
+    keeper holds a queue's write end (until_gone) for as long as the queue lives, so it is passed
+    once per connection. False if there is no keeper to hold them: the handles then need their
+    sender alive, as before."""
     sock = _keeper_connection(True)
     if sock is None:
         return False
+    kind = _keeper.DEPOSIT
     if ring_write_end < 0:
         ring = _keeper.NO_RING
-    pid = os.getpid()
+    elif until_gone:
+        watched = _connection.watched
+        kind = _keeper.DEPOSIT_WATCHED if ring in watched else _keeper.DEPOSIT_WATCHING
+        watched.add(ring)
+    pid = _getpid()
     for start in range(0, len(tokens), _keeper.MAX_FDS - 1):
         chunk = tokens[start:start + _keeper.MAX_FDS - 1]
         chunk_fds = list(fds[start:start + len(chunk)])
-        if ring != _keeper.NO_RING:
+        if ring != _keeper.NO_RING and kind != _keeper.DEPOSIT_WATCHED:
             chunk_fds.append(ring_write_end)
-        message = (_keeper.HEADER.pack(_keeper.DEPOSIT, pid, ring, len(chunk))
+        message = (_keeper.HEADER.pack(kind, pid, ring, len(chunk))
                    + struct.pack(f"={len(chunk)}Q", *chunk))
         if not _send(sock, message, chunk_fds):
             return False
+        if kind == _keeper.DEPOSIT_WATCHING:
+            kind = _keeper.DEPOSIT_WATCHED
     return True
 
 

@@ -96,7 +96,9 @@ cdef int deposit_handles(Ring ring, uint64_t pickled_before) except -1:
     tied to the ring (its notify write end tells the keeper when no process can read it any more),
     before any of them is published, so that they outlive this process (core/handles.pyx)."""
     name = ring.segment.id + (<uint32_t>ring.ring_index).to_bytes(4, "little") + bytes(4)
-    return deposit_pending(pickled_before, name, ring.notify.write_fd)
+    # A queue's write end may be held as long as the queue lives (queues have no EOF); a Pipe's
+    # only while something sent through it waits, or its reader would never see EOF.
+    return deposit_pending(pickled_before, name, ring.notify.write_fd, ring.role == ROLE_BOTH)
 
 
 cdef Ring attach_ring(tuple handle):

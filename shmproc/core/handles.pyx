@@ -72,7 +72,7 @@ cdef object reduction_module():
     return _reduction
 
 
-cdef int deposit_pending(uint64_t since, bytes ring, int ring_write_end) except -1:
+cdef int deposit_pending(uint64_t since, bytes ring, int ring_write_end, bint until_gone) except -1:
     """Deposit with the keeper the descriptors of the handles this thread pickled after `since`
     (the message about to be published), tied to the ring they travel in. Called by a ring before
     it publishes; the descriptors are open (the message being put holds their objects)."""
@@ -83,7 +83,7 @@ cdef int deposit_pending(uint64_t since, bytes ring, int ring_write_end) except 
     del entries[:]
     if fresh:
         reduction_module().deposit([token for token, _ in fresh], [fd for _, fd in fresh], ring,
-                          ring_write_end)
+                                   ring_write_end, until_gone)
     return 0
 
 
