@@ -71,10 +71,10 @@ def test_exceptions_are_the_standard_librarys():
     assert issubclass(shmproc.OwnerDiedError, RuntimeError)
 
 
-def test_pool_and_manager_are_still_the_standard_librarys_and_work():
-    # When shmproc gets its own, this test changes, and docs/differences.md with it.
+def test_the_pool_is_shmprocs_and_the_manager_still_the_standard_librarys():
+    # When shmproc gets its own manager, this test changes, and docs/differences.md with it.
     with shmproc.Pool(1) as pool:
-        assert type(pool).__module__ == "multiprocessing.pool"
+        assert type(pool).__module__ == "shmproc.pool"
         assert pool.apply(abs, (-3,)) == 3
     with shmproc.Manager() as manager:
         assert type(manager).__module__ == "multiprocessing.managers"
@@ -86,7 +86,8 @@ def test_modules_define_all():
     import importlib
     for module in ("shmproc.synchronize", "shmproc.sharedctypes", "shmproc.ndarray",
                    "shmproc.queues", "shmproc.connection", "shmproc.context", "shmproc.process",
-                   "shmproc._compat"):
+                   "shmproc._compat", "shmproc.pool", "shmproc.futures", "shmproc.pool_results",
+                   "shmproc.pool_engine", "shmproc.pool_worker"):
         mod = importlib.import_module(module)
         assert mod.__all__, module
         for name in mod.__all__:
