@@ -154,3 +154,10 @@ def send_array_then_exit(channel, length):
     array = shmproc.zeros(length)
     _put(channel, array)
     os._exit(0)
+
+
+def fresh_array(megabytes):
+    """A pool task: a fresh shared array, returned (the worker may exit at once after)."""
+    array = shmproc.zeros(megabytes << 17)
+    array[:] = 3
+    return array

@@ -86,6 +86,16 @@ def test_a_small_block_sent_and_dropped_is_not_reused_by_its_creator():
     assert [queue.get().value, queue.get().value] == [1, 2]
 
 
+@pytest.mark.timeout(120)
+def test_pool_results_outlive_workers_that_exit(ctx):
+    """maxtasksperchild=1: each worker exits after its one task. The pool itself keeps a result
+    alive in its worker until the parent acknowledges it; the worker also deposits its handles, so
+    the result no longer depends on that."""
+    with shmproc.get_context(ctx.get_start_method()).Pool(2, maxtasksperchild=1) as pool:
+        arrays = pool.map(support_handles.fresh_array, [1] * 6, chunksize=1)
+    assert [float(array.sum()) for array in arrays] == [3.0 * (1 << 17)] * 6
+
+
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_spawn_and_forkserver_receivers(method):
     queue, results = shmproc.Queue(), shmproc.Queue()

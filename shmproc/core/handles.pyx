@@ -56,6 +56,12 @@ cdef object fd_reference(int fd, bint spawning):
     return (<int>shm_current_pid(), fd, handles_pickled)
 
 
+def handles_mark():
+    """How many handles this process has pickled so far: pass it to a queue's
+    _deposit_handles_since() when a message's parts are pickled before the put."""
+    return handles_pickled
+
+
 cdef object _reduction = None
 
 

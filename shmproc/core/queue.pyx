@@ -27,6 +27,14 @@ cdef class QueueCore:
         if self.ring is not None:
             self.ring.close()
 
+    def _deposit_handles_since(self, mark):
+        """Before putting a message whose parts were pickled in advance (the pool's results):
+        deposit the handles this thread pickled since handles_mark() returned mark, tied to this
+        queue, as put() does for what it pickles itself (core/handles.pyx)."""
+        check_usable(self)
+        if handles_pickled != <uint64_t>mark:
+            deposit_handles(self.ring, mark)
+
     @property
     def _closed(self):
         # multiprocessing's name: Queue.join_thread() checks it.
