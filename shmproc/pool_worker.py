@@ -251,7 +251,7 @@ def _send(results, slot, batch, first_seq, values, flags, held, pid):
                 held.append((batch, values[index]))
                 flags[index], values[index] = _encode_value(values[index])
         flags = "".join(flags)
-        results._deposit_handles_since(mark)
+        _core.deposit_handles_since(results, mark)
     try:
         results.put((slot, pid, batch, first_seq, values, flags))
     except Exception as exc:

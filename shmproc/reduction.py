@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Optional
 
 from shmproc import keeper as _keeper
 
@@ -50,8 +51,8 @@ class _Connection(threading.local):
     a SOCK_SEQPACKET socket, but a thread may be inside one when another forks). A forked child
     inherits its parent's and must not write to it: it opens its own."""
     pid = 0
-    sock = None
-    watched = None                      # rings whose write end the keeper holds until they go
+    sock: Optional[socket.socket] = None
+    watched: set[bytes] = set()         # rings whose write end the keeper holds until they go
 
 
 _connection = _Connection()

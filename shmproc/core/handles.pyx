@@ -57,8 +57,8 @@ cdef object fd_reference(int fd, bint spawning):
 
 
 def handles_mark():
-    """How many handles this process has pickled so far: pass it to a queue's
-    _deposit_handles_since() when a message's parts are pickled before the put."""
+    """How many handles this process has pickled so far: pass it to deposit_handles_since() when
+    a message's parts are pickled before the put."""
     return handles_pickled
 
 

@@ -27,14 +27,6 @@ cdef class QueueCore:
         if self.ring is not None:
             self.ring.close()
 
-    def _deposit_handles_since(self, mark):
-        """Before putting a message whose parts were pickled in advance (the pool's results):
-        deposit the handles this thread pickled since handles_mark() returned mark, tied to this
-        queue, as put() does for what it pickles itself (core/handles.pyx)."""
-        check_usable(self)
-        if handles_pickled != <uint64_t>mark:
-            deposit_handles(self.ring, mark)
-
     @property
     def _closed(self):
         # multiprocessing's name: Queue.join_thread() checks it.
@@ -190,6 +182,15 @@ cdef class JoinableQueueCore(QueueCore):
         """Block until every item put has been taken and marked task_done()."""
         check_opened(self)
         join_tasks(self.ring.ring, &self.ring.tasks)
+
+
+def deposit_handles_since(QueueCore queue, mark):
+    """Before putting into queue a message whose parts were pickled in advance (the pool's
+    results): deposit the handles this thread pickled since handles_mark() returned mark, tied to
+    the queue, as put() does for what it pickles itself (core/handles.pyx)."""
+    check_usable(queue)
+    if handles_pickled != <uint64_t>mark:
+        deposit_handles(queue.ring, mark)
 
 
 def _rebuild_queue(cls, handle, simple):
