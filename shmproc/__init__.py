@@ -24,6 +24,7 @@ if not any(_os.path.exists(_os.path.join(_os.path.dirname(__file__), "_core" + s
 from threading import BrokenBarrierError
 
 from shmproc import context as _context
+from shmproc import keeper_client as _keeper_client  # noqa: F401  (names this process tree for its keeper)
 from shmproc._version import __version__
 from shmproc.context import AuthenticationError, BufferTooShort, Process, ProcessError, TimeoutError
 

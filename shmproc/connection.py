@@ -174,16 +174,18 @@ class Connection:
 
 def _end_in_transit(end, duplicates):
     """An end's rebuild function and arguments, its handle (the last argument) with each of this
-    process's descriptors, named (pid, fd) there, replaced by a duplicate that the standard
+    process's descriptors, named (pid, fd, token) there, replaced by a duplicate that the standard
     library's resource sharer hands over (attaching takes either). One duplicate per descriptor:
     both ends of a duplex Connection share the channel's segment."""
     if end is None:
         return None
     rebuild, args = end.__reduce__()
+    if _core.pickling_for_a_ring():
+        return rebuild, args            # the ring deposits the descriptors with the keeper
     own = os.getpid()
 
     def carried(item):
-        if not (isinstance(item, tuple) and len(item) == 2 and item[0] == own):
+        if not (isinstance(item, tuple) and len(item) == 3 and item[0] == own):
             return item
         if item[1] not in duplicates:
             duplicates[item[1]] = _mp_reduction.DupFd(item[1])

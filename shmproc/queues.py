@@ -8,8 +8,8 @@ when ``put()`` returns, and
 ``put_many(iterable)`` and ``get_many(max_messages)`` move many messages per lock acquisition.
 
 A queue pickles as a handle to its shared state, so it can be passed to a child under any start
-method (and through another queue or pipe); the sending process must still hold it when the
-receiver unpickles it.
+method, and through another queue or pipe; like every shared object sent through a queue, it
+outlives the process that sent it (docs/internals/handles.md).
 """
 import queue
 import types
