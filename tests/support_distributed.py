@@ -99,6 +99,9 @@ def main_lose_scheduler(address, scheduler_pid):
         print("NO ERROR")
     except SchedulerLostError as exc:
         print(f"LOST {time.monotonic() - killed_at:.2f} {exc}")
+    except BaseException as exc:        # said on stdout, so that the test's message shows it
+        print(f"OTHER {time.monotonic() - killed_at:.2f} {type(exc).__name__}: {exc}", flush=True)
+        raise
     try:
         pool.apply_async(square, (1,))
         print("NO ERROR AFTER")

@@ -359,6 +359,17 @@ class ClusterEngine:
             try:
                 worker, seconds, data = future.result()
                 results = decode_results(data)
+            except OSError as exc:              # CommClosedError too: the results' fetch broke
+                if self.client.status != "running":
+                    self._lose_scheduler(batch)
+                elif batch.tries < _PLACEMENT_RETRIES:
+                    # The worker holding them, or the scheduler, just went away; which one shows
+                    # once the batch runs again (a lost scheduler cancels it: see below).
+                    batch.tries += 1
+                    self._resend(batch)
+                else:
+                    self._fail_batch(batch, exc)
+                return
             except Exception as exc:
                 self._fail_batch(batch, exc)
                 return
@@ -385,14 +396,17 @@ class ClusterEngine:
             self._fail_batch(batch, error)
             return
         if self.client.status != "running":
-            self._broken = SchedulerLostError(
-                f"lost the connection to the Dask scheduler at {self.connection.address}; "
-                "the tasks that were running are lost")
-            self._fail_batch(batch, self._broken)
-            self._fail_everything(self._broken)
+            self._lose_scheduler(batch)
         else:
             self._fail_batch(batch, RuntimeError(f"the Dask task of this batch was cancelled "
                                                  f"({status})"))
+
+    def _lose_scheduler(self, batch):
+        self._broken = SchedulerLostError(
+            f"lost the connection to the Dask scheduler at {self.connection.address}; "
+            "the tasks that were running are lost")
+        self._fail_batch(batch, self._broken)
+        self._fail_everything(self._broken)
 
     def _resend(self, batch):
         parts = batch.parts
