@@ -1,0 +1,176 @@
+"""What a SyncManager's server holds for each shared type, and how shmproc's proxies reach it.
+
+Two kinds of referent:
+
+* **Replicated** (dict, list, Namespace, Value, Array): the state lives in the server as a replica
+  of a shared-memory log (manager_replica); standard-library proxies call the methods below over the
+  socket, shmproc's proxies on this machine attach to the log and work on their own replica.
+* **Direct** (Queue, JoinableQueue, Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event,
+  Barrier): the referent is a shmproc shared-memory object; standard-library proxies call it
+  through the server, shmproc's proxies on this machine get the object itself and call it with no
+  server in the way.
+
+``READERS`` and ``WRITERS`` name, per replicated type, the methods that leave the state alone and
+those that change it (and so go through the log); the proxies use the same tables.
+"""
+import array
+import pickle
+from multiprocessing.managers import Namespace, Value
+
+from shmproc.manager_replica import Log, Replica, private_copy
+
+__all__ = ["READERS", "WRITERS", "Direct", "Replicated", "make_array", "make_condition",
+           "make_dict", "make_list", "make_namespace", "make_value"]
+
+READERS = {
+    "dict": ("__contains__", "__getitem__", "__len__", "copy", "get", "items", "keys", "values",
+             "__iter__"),
+    "list": ("__add__", "__contains__", "__getitem__", "__len__", "__mul__", "__reversed__",
+             "__rmul__", "count", "index"),
+    "Namespace": ("__getattribute__",),
+    "Value": ("get",),
+    "Array": ("__len__", "__getitem__"),
+}
+WRITERS = {
+    "dict": ("__delitem__", "__setitem__", "clear", "pop", "popitem", "setdefault", "update"),
+    "list": ("__delitem__", "__setitem__", "append", "extend", "insert", "pop", "remove",
+             "reverse", "sort", "__imul__"),
+    "Namespace": ("__setattr__", "__delattr__"),
+    "Value": ("set",),
+    "Array": ("__setitem__",),
+}
+
+# Reads whose result the standard library's server turns into a list (views and iterators do not
+# pickle): the replica does the same before copying.
+_AS_LIST = {"keys", "values", "items", "__iter__", "__reversed__"}
+
+
+def read_method(name):
+    if name in _AS_LIST:
+        def method(state, *args):
+            return list(getattr(state, name)(*args))
+    else:
+        def method(state, *args):
+            return getattr(state, name)(*args)
+    method.__name__ = name
+    return method
+
+
+class Replicated:
+    """The server's side of a replicated object."""
+
+    def __init__(self, typeid, state):
+        self.typeid = typeid
+        self.log = Log()
+        self.replica = Replica(self.log, 0, state, None, None, is_server=True)
+
+    def _shmproc_attach(self):
+        position, blob = self.replica.server_snapshot()
+        return ("replica", self.log, position, blob)
+
+    def _shmproc_snapshot(self, client_holds_lock):
+        return self.replica.server_snapshot(client_holds_lock)
+
+    def _shmproc_catch_up(self, payload=None):
+        self.replica.server_catch_up(payload)
+
+    def _shmproc_value(self):
+        return self.replica.read_with(lambda state: pickle.loads(pickle.dumps(state)))
+
+    def __str__(self):
+        return str(self._shmproc_value())
+
+    def __repr__(self):
+        return repr(self._shmproc_value())
+
+
+def _replicated_class(typeid):
+    dispatch = {}
+    namespace = {"_shmproc_dispatch": dispatch}
+    for name in READERS[typeid]:
+        function = read_method(name)
+        namespace["op" + name] = (
+            lambda function: lambda self, *args: private_copy(
+                self.replica.read_with(lambda state: function(state, *args))))(function)
+        dispatch[name] = "op" + name
+    for name in WRITERS[typeid]:
+        namespace["op" + name] = (lambda name: lambda self, *args, **kwds:
+                                  self.replica.write(name, args, kwds))(name)
+        dispatch[name] = "op" + name
+    if typeid == "dict":
+        dispatch["__iter__"] = "op_iter"
+        namespace["op_iter"] = lambda self: iter(self.replica.read_with(list))
+    return type(f"Replicated{typeid}", (Replicated,), namespace)
+
+
+_classes = {typeid: _replicated_class(typeid) for typeid in READERS}
+
+
+def make_dict(*args, **kwds):
+    return _classes["dict"]("dict", dict(*args, **kwds))
+
+
+def make_list(*args):
+    return _classes["list"]("list", list(*args))
+
+
+def make_namespace(**kwds):
+    return _classes["Namespace"]("Namespace", Namespace(**kwds))
+
+
+def make_value(typecode, value, lock=True):
+    return _classes["Value"]("Value", Value(typecode, value, lock))
+
+
+def make_array(typecode, sequence, lock=True):
+    return _classes["Array"]("Array", array.array(typecode, sequence))
+
+
+class Direct:
+    """The server's side of a shmproc shared object: calls pass straight to it."""
+
+    _shmproc_dispatch = {"__getattribute__": "attribute"}
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __getattr__(self, name):
+        return getattr(self.obj, name)
+
+    def attribute(self, name):
+        return getattr(self.obj, name)
+
+    def _shmproc_attach(self):
+        return ("direct", self.obj)
+
+    def _shmproc_value(self):
+        return self.obj
+
+    def __repr__(self):
+        return repr(self.obj)
+
+
+def direct_factory(make):
+    def factory(*args, **kwds):
+        return Direct(make(*args, **kwds))
+    return factory
+
+
+def make_condition(lock=None):
+    """A shmproc Condition; a lock given as a proxy of this manager is replaced by its referent."""
+    from shmproc.synchronize import Condition
+    if lock is not None:
+        lock = _referent(lock)
+    return Direct(Condition(lock))
+
+
+def _referent(proxy):
+    """In the server: the shared object behind one of its own proxies."""
+    from multiprocessing import process
+    server = getattr(process.current_process(), "_manager_server", None)
+    token = getattr(proxy, "_token", None)
+    if server is None or token is None:
+        return proxy
+    entry = server.id_to_obj.get(token.id) or server.id_to_local_proxy_obj.get(token.id)
+    obj = entry[0] if entry else proxy
+    return obj.obj if isinstance(obj, Direct) else obj
