@@ -34,16 +34,19 @@ class ManagerGoneError(EOFError):
 # without a key (returned by a method, or sent through a queue) uses its manager's.
 _keys = {}
 _ssl_contexts = {}
+_serializers = {}
 
 
-def remember_manager(address, authkey, ssl_context):
+def remember_manager(address, authkey, ssl_context, serializer="pickle"):
     _keys[address] = authkey
+    _serializers[address] = serializer
     if ssl_context is not None:
         _ssl_contexts[address] = ssl_context
 
 
 def client(address, authkey):
-    return manager_transport.connect(address, authkey, _ssl_contexts.get(address))
+    return manager_transport.connect(address, authkey, _ssl_contexts.get(address),
+                                     _serializers.get(address, "pickle"))
 
 
 def dispatch(conn, ident, name, args=(), kwds={}):
@@ -93,10 +96,11 @@ class _Watch:
     def forget_after_fork(self):
         conn, self._conn = self._conn, None
         self.dead = None
-        try:
-            conn.close()
-        except OSError:
-            pass
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
 
 
 _watches = {}
@@ -124,6 +128,10 @@ os.register_at_fork(after_in_child=_forget_watches_after_fork)
 def _gone(proxy):
     return ManagerGoneError(f"the manager at {proxy._token.address!r} has exited: "
                             f"its shared {proxy._token.typeid} is gone")
+
+
+_attach_mutex = threading.RLock()
+os.register_at_fork(after_in_child=lambda: globals().update(_attach_mutex=threading.RLock()))
 
 
 class _ProcessLocalSet(set):
@@ -154,6 +162,9 @@ class BaseProxy:
         self._id = token.id
         self._manager = manager
         self._serializer = serializer
+        if serializer != "pickle":
+            _serializers[token.address] = serializer
+            self._local = False
         self._owned_by_manager = manager_owned
         if authkey is not None:
             self._authkey = process.AuthenticationString(authkey)
@@ -260,7 +271,12 @@ class BaseProxy:
 
     def _attach(self):
         """Try the fast path once: a replica or the shmproc object itself, or False."""
-        self._local = False
+        with _attach_mutex:
+            if self._local is None:
+                self._local = self._attach_now()
+            return self._local
+
+    def _attach_now(self):
         address = self._token.address
         if not manager_transport.is_loopback_address(address):
             return False
@@ -276,7 +292,6 @@ class BaseProxy:
         else:
             local, = rest
         self._watch = watch
-        self._local = local
         return local
 
     def _fast(self):
@@ -424,7 +439,28 @@ def _dict_iter(self):
     local = self._fast()
     if local is False:
         return self._callmethod("__iter__")
-    return iter(local.read_with(list))
+    return _live_iterator(local)
+
+
+def _live_iterator(replica):
+    """Iterate the replica's dict itself, so that a change of size during the iteration raises
+    RuntimeError at the next step, as a server-side iterator does."""
+    with replica.mutex:
+        replica.refresh()
+        iterator = iter(replica.state)
+    return _steps(replica, iterator)
+
+
+def _steps(replica, iterator):
+    from shmproc.manager_replica import private_copy
+    while True:
+        with replica.mutex:
+            replica.refresh()
+            try:
+                key = next(iterator)
+            except StopIteration:
+                return
+        yield private_copy(key)
 
 
 DictProxy = _replicated_proxy("DictProxy", "dict", extra={
@@ -509,10 +545,25 @@ def _acquire(self, blocking=True, timeout=None):
     return _direct("acquire")(self, *args)
 
 
+class ReleaseError(ValueError, RuntimeError):
+    """Releasing a lock not held: a ValueError as multiprocessing's locks raise, and a
+    RuntimeError as the threading locks behind the standard library's manager raise."""
+
+
+def _release(self):
+    try:
+        return _direct("release")(self)
+    except (ValueError, AssertionError) as exc:
+        if isinstance(exc, RuntimeError):
+            raise
+        raise ReleaseError(str(exc)) from None
+
+
 AcquirerProxy = _direct_proxy("AcquirerProxy", ("acquire", "release"), extra={
     "acquire": _acquire,
+    "release": _release,
     "__enter__": lambda self: _direct("acquire")(self),
-    "__exit__": lambda self, *exc_info: _direct("release")(self),
+    "__exit__": lambda self, *exc_info: _release(self),
 })
 
 
@@ -538,7 +589,7 @@ def _wait_for(self, predicate, timeout=None):
 
 ConditionProxy = _direct_proxy(
     "ConditionProxy", ("acquire", "release", "wait", "notify", "notify_all"), (AcquirerProxy,),
-    extra={"wait_for": _wait_for, "acquire": _acquire})
+    extra={"wait_for": _wait_for, "acquire": _acquire, "release": _release})
 
 EventProxy = _direct_proxy("EventProxy", ("is_set", "set", "clear", "wait"))
 

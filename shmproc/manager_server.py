@@ -46,14 +46,14 @@ class Server:
     def __init__(self, registry, address, authkey, serializer, ssl_context=None):
         if not isinstance(authkey, bytes):
             raise TypeError(f"Authkey {authkey!r} is type {type(authkey)!s}, not bytes")
-        if serializer != "pickle":
-            raise ValueError(f"serializer {serializer!r}: shmproc's managers speak only 'pickle'")
+        if serializer not in manager_transport.SERIALIZERS:
+            raise ValueError(f"unknown serializer {serializer!r}")
         self.registry = registry
         self.authkey = process.AuthenticationString(authkey)
         self._made_address = address is None
         if address is None:
             address = manager_transport.private_socket_address()
-        self.listener = manager_transport.listen(address, ssl_context)
+        self.listener = manager_transport.listen(address, ssl_context, serializer=serializer)
         self.address = self.listener.address
         self.id_to_obj = {"0": (None, (), None)}
         self.id_to_refcount = {}

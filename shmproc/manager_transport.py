@@ -28,9 +28,13 @@ from multiprocessing import AuthenticationError
 from multiprocessing.connection import (
     Client as _PlainClient,
     Listener as _PlainListener,
+    XmlClient as _XmlClient,
+    XmlListener as _XmlListener,
     answer_challenge,
     deliver_challenge,
 )
+
+SERIALIZERS = ("pickle", "xmlrpclib")
 
 __all__ = ["HANDSHAKE_DEADLINE", "MIN_NETWORK_KEY", "check_server_address", "connect",
            "listen", "private_socket_address", "remove_private_socket"]
@@ -178,17 +182,23 @@ class _TLSListener:
         self._socket.close()
 
 
-def listen(address, ssl_context=None, backlog=128):
+def listen(address, ssl_context=None, backlog=128, serializer="pickle"):
     """A listener that does not authenticate in accept(): the server does, per connection, with
     a deadline (authenticate_peer)."""
     if ssl_context is not None:
+        if serializer != "pickle":
+            raise ValueError("TLS managers use the 'pickle' serializer")
         return _TLSListener(address, ssl_context, backlog)
+    if serializer == "xmlrpclib":
+        return _XmlListener(address=address, backlog=backlog)
     return _PlainListener(address=address, backlog=backlog)
 
 
-def connect(address, authkey, ssl_context=None):
+def connect(address, authkey, ssl_context=None, serializer="pickle"):
     """A connection to a manager, authenticated in both directions (AuthenticationError if not)."""
     if ssl_context is None:
+        if serializer == "xmlrpclib":
+            return _XmlClient(address, authkey=authkey)
         return _PlainClient(address, authkey=authkey)
     family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
     sock = socket.socket(family)

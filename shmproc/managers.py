@@ -75,8 +75,8 @@ class BaseManager:
             authkey = process.current_process().authkey
         if not isinstance(authkey, (bytes, bytearray)):
             raise TypeError(f"authkey should be a byte string, not {type(authkey).__name__}")
-        if serializer != "pickle":
-            raise ValueError(f"serializer {serializer!r}: shmproc's managers speak only 'pickle'")
+        if serializer not in manager_transport.SERIALIZERS:
+            raise ValueError(f"unknown serializer {serializer!r}")
         self._address = address
         self._authkey = process.AuthenticationString(authkey)
         self._state = State()
@@ -107,7 +107,7 @@ class BaseManager:
 
     def connect(self):
         """Connect to a running manager at self.address."""
-        remember_manager(self._address, self._authkey, self._ssl_context)
+        remember_manager(self._address, self._authkey, self._ssl_context, self._serializer)
         conn = client(self._address, self._authkey)
         try:
             dispatch(conn, None, "dummy")
@@ -139,7 +139,7 @@ class BaseManager:
                                f"{self._process.exitcode}) before serving") from None
         finally:
             reader.close()
-        remember_manager(self._address, self._authkey, self._ssl_context)
+        remember_manager(self._address, self._authkey, self._ssl_context, self._serializer)
         self._state.value = State.STARTED
         self.shutdown = util.Finalize(
             self, type(self)._finalize_manager,
@@ -264,13 +264,15 @@ class BaseManager:
 builtins_callable = callable
 
 
-def _shmproc(name):
-    def make(*args, **kwds):
-        from shmproc import queues, synchronize
-        module = queues if "Queue" in name else synchronize
-        return manager_objects.Direct(getattr(module, name)(*args, **kwds))
-    make.__name__ = name
-    return make
+class _shmproc:
+    """Makes the shmproc primitive of that name, for the server to hold (picklable, for spawn)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, *args, **kwds):
+        from shmproc import synchronize
+        return manager_objects.Direct(getattr(synchronize, self.name)(*args, **kwds))
 
 
 def _queue(maxsize=0):
