@@ -40,8 +40,7 @@ _serializers = {}
 def remember_manager(address, authkey, ssl_context, serializer="pickle"):
     _keys[address] = authkey
     _serializers[address] = serializer
-    if ssl_context is not None:
-        _ssl_contexts[address] = ssl_context
+    _ssl_contexts[address] = ssl_context
 
 
 def client(address, authkey):

@@ -14,7 +14,6 @@ Differences from the standard library's server, all about safety and cost:
   (the replication log, the shared primitive itself), for shmproc's proxies on this machine;
 * the serving loop looks up a method once per object and call, with no per-call debug work.
 """
-import os
 import signal
 import sys
 import threading
@@ -75,9 +74,11 @@ class Server:
             pass
         finally:
             self.close()
-            if sys.stdout != sys.__stdout__:
-                sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-            sys.exit(0)
+            if threading.current_thread() is threading.main_thread():
+                # The manager process's main: end the process as the standard library's does.
+                if sys.stdout != sys.__stdout__:
+                    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+                sys.exit(0)
 
     def close(self):
         try:
@@ -280,15 +281,11 @@ def _method(obj, name):
     return getattr(obj, name)
 
 
-def run_server(server_factory, writer, parent_pid, initializer=None, initargs=()):
-    """The manager process's main: serve until shut down, or until the parent dies (then clean up
-    the socket directory and go, within a second)."""
+def run_server(server_factory, writer, initializer=None, initargs=()):
+    """The manager process's main: serve until shut down, or until SIGTERM, which a shmproc
+    process gets when its parent dies (then remove the socket directory and go)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    from shmproc import _core
-    _core.set_parent_death_signal(signal.SIGTERM)
-    if os.getppid() != parent_pid:
-        os._exit(0)
     if initializer is not None:
         initializer(*initargs)
     server = server_factory()

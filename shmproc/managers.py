@@ -13,10 +13,11 @@ calls directly. Pools, user-registered types and every proxy on another machine 
 server as in the standard library. See docs/managers.md.
 """
 import os
+import signal
 from multiprocessing import ProcessError, process, util
 from multiprocessing.managers import Array, Namespace, RemoteError, Token, Value
 
-from shmproc import manager_objects, manager_transport
+from shmproc import manager_objects, manager_transport, parent_death
 from shmproc.manager_proxies import (
     AcquirerProxy,
     ArrayProxy,
@@ -126,10 +127,16 @@ class BaseManager:
         self._process = self._ctx.Process(
             target=type(self)._run_server,
             args=(self._registry, self._address, self._authkey, self._serializer, writer,
-                  os.getpid(), self._ssl_context, initializer, initargs))
+                  self._ssl_context, initializer, initargs))
         self._process.name = type(self).__name__ + "-" + ":".join(
             str(i) for i in self._process._identity)
-        self._process.start()
+        # The manager ends with this process, with a SIGTERM that lets it remove its socket.
+        previous = parent_death.get_parent_death_signal()
+        parent_death.set_parent_death_signal(signal.SIGTERM)
+        try:
+            self._process.start()
+        finally:
+            parent_death.set_parent_death_signal(previous)
         writer.close()
         try:
             self._address = reader.recv()
@@ -147,11 +154,11 @@ class BaseManager:
                   self._shutdown_timeout), exitpriority=0)
 
     @classmethod
-    def _run_server(cls, registry, address, authkey, serializer, writer, parent_pid,
-                    ssl_context=None, initializer=None, initargs=()):
+    def _run_server(cls, registry, address, authkey, serializer, writer, ssl_context=None,
+                    initializer=None, initargs=()):
         def make():
             return cls._Server(registry, address, authkey, serializer, ssl_context)
-        run_server(make, writer, parent_pid, initializer, initargs)
+        run_server(make, writer, initializer, initargs)
 
     def _create(self, typeid, /, *args, **kwds):
         if self._state.value != State.STARTED:
