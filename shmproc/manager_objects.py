@@ -14,7 +14,10 @@ Two kinds of referent:
 those that change it (and so go through the log); the proxies use the same tables.
 """
 import array
+import os
 import pickle
+import threading
+import weakref
 from multiprocessing.managers import Namespace, Value
 
 from shmproc.manager_replica import Log, Replica, private_copy
@@ -40,6 +43,19 @@ WRITERS = {
     "Array": ("__setitem__",),
 }
 
+# Writes that return None and cannot fail once their arguments are checked (blind_check): the
+# writer logs them without first applying what others logged (manager_replica.Replica.write_blind).
+BLIND = {"dict": "__setitem__", "list": "append", "Namespace": "__setattr__", "Value": "set"}
+
+
+def blind_check(typeid, args):
+    """Raise here, in the caller, what the blind write would raise when applied."""
+    if typeid == "dict":
+        hash(args[0])
+    elif typeid == "Namespace" and type(args[0]) is not str:
+        raise TypeError(f"attribute name must be string, not '{type(args[0]).__name__}'")
+
+
 # Reads whose result the standard library's server turns into a list (views and iterators do not
 # pickle): the replica does the same before copying.
 _AS_LIST = {"keys", "values", "items", "__iter__", "__reversed__"}
@@ -56,13 +72,46 @@ def read_method(name):
     return method
 
 
+class _Follower:
+    """A thread of the manager process that applies the logs as clients fill them, woken by a
+    shared semaphore (the doorbell) that a client releases when a log passes a quarter of its ring
+    beyond what the server has applied: writers then seldom wait for the server."""
+
+    def __init__(self):
+        from shmproc.synchronize import Semaphore
+        self.doorbell = Semaphore(0)
+        self.replicated = weakref.WeakSet()
+        self.pid = os.getpid()
+        threading.Thread(target=self._follow, name="shmproc-manager-follower", daemon=True).start()
+
+    def _follow(self):
+        while True:
+            self.doorbell.acquire()
+            for obj in list(self.replicated):
+                log = obj.log
+                if log.end.load() != log.server_pos.load():
+                    obj.replica.server_catch_up()
+
+
+_follower = None
+
+
+def _the_follower():
+    global _follower
+    if _follower is None or _follower.pid != os.getpid():
+        _follower = _Follower()
+    return _follower
+
+
 class Replicated:
     """The server's side of a replicated object."""
 
     def __init__(self, typeid, state):
+        follower = _the_follower()
         self.typeid = typeid
-        self.log = Log()
+        self.log = Log(doorbell=follower.doorbell)
         self.replica = Replica(self.log, 0, state, None, None, is_server=True)
+        follower.replicated.add(self)
 
     def _shmproc_attach(self):
         position, blob = self.replica.server_snapshot()

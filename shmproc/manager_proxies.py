@@ -17,7 +17,7 @@ from multiprocessing.context import get_spawning_popen
 from multiprocessing.managers import RemoteError, Token
 
 from shmproc import manager_transport
-from shmproc.manager_objects import READERS, WRITERS
+from shmproc.manager_objects import BLIND, READERS, WRITERS, blind_check
 from shmproc.manager_replica import Replica
 
 __all__ = ["AcquirerProxy", "ArrayProxy", "AutoProxy", "BarrierProxy", "BaseListProxy",
@@ -419,6 +419,21 @@ def _replica_writer(name):
 _ATTRIBUTE_ACCESS = ("__getattribute__", "__setattr__", "__delattr__")
 
 
+def _blind_writer(typeid, name, arity):
+    def method(self, /, *args):
+        local = self._local
+        if local is None or local is False or self._watch.dead is not False:
+            local = self._fast()
+            if local is False:
+                return self._callmethod(name, args)
+        if len(args) != arity:
+            return local.write(name, args)      # raises as the method would
+        blind_check(typeid, args)
+        return local.write_blind(name, args)
+    method.__name__ = name
+    return method
+
+
 def _replicated_proxy(name, typeid, bases=(), extra=None):
     namespace = {"_exposed_": READERS[typeid][:-1] + WRITERS[typeid] if typeid == "dict" else
                  READERS[typeid] + WRITERS[typeid], "_local": None}
@@ -430,6 +445,9 @@ def _replicated_proxy(name, typeid, bases=(), extra=None):
     for method in WRITERS[typeid]:
         if method not in _ATTRIBUTE_ACCESS:
             namespace[method] = _replica_writer(method)
+    blind = BLIND.get(typeid)
+    if blind is not None and blind not in _ATTRIBUTE_ACCESS:
+        namespace[blind] = _blind_writer(typeid, blind, 2 if blind == "__setitem__" else 1)
     namespace.update(extra or {})
     return type(name, bases + (BaseProxy,), namespace)
 
@@ -507,7 +525,7 @@ class NamespaceProxy(_replicated_proxy("_NamespaceBase", "Namespace")):
 
 
 _namespace_get = _replica_reader("__getattribute__")
-_namespace_set = _replica_writer("__setattr__")
+_namespace_set = _blind_writer("Namespace", "__setattr__", 2)
 
 
 class ValueProxy(_replicated_proxy("_ValueBase", "Value")):

@@ -57,11 +57,31 @@ def private_copy(value):
     return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
 
 
+_CONTAINERS = frozenset({tuple, list, dict, set, frozenset})
+_MARSHAL_SCALARS = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+
+def _marshal_safe(value, depth=0):
+    """Whether marshal round-trips value exactly: builtin scalars in builtin containers only (marshal
+    would turn a bytearray, an array or an ndarray into bytes, and an int subclass into an int)."""
+    cls = type(value)
+    if cls in _MARSHAL_SCALARS:
+        return True
+    if cls not in _CONTAINERS or depth > 20:
+        return False
+    if cls is dict:
+        return all(_marshal_safe(k, depth + 1) and _marshal_safe(v, depth + 1)
+                   for k, v in value.items())
+    return all(_marshal_safe(item, depth + 1) for item in value)
+
+
 def _encode(op):
-    try:
-        return _MARSHAL + marshal.dumps(op)
-    except (ValueError, RecursionError):
-        return _PICKLE + pickle.dumps(op, pickle.HIGHEST_PROTOCOL)
+    if all(_marshal_safe(part) for part in op[1]) and (len(op) == 2 or _marshal_safe(op[2])):
+        try:
+            return _MARSHAL + marshal.dumps(op)
+        except (ValueError, RecursionError):
+            pass
+    return _PICKLE + pickle.dumps(op, pickle.HIGHEST_PROTOCOL)
 
 
 def _decode(payload):
@@ -77,16 +97,24 @@ class Log:
     """The shared part: counters, ring and lock. Pickles as handles to them, so it reaches any
     process on this machine (while the server, which created it, is alive)."""
 
-    def __init__(self, capacity=DEFAULT_CAPACITY, _parts=None):
+    def __init__(self, capacity=DEFAULT_CAPACITY, doorbell=None, _parts=None):
         if _parts is None:
             _parts = (_core.allocate(capacity), shmproc_value(), shmproc_value(),
-                      _core.Lock(), capacity)
-        self._block, self.end, self.server_pos, self.lock, self.capacity = _parts
+                      _core.Lock(), capacity, doorbell)
+        self._block, self.end, self.server_pos, self.lock, self.capacity, self.doorbell = _parts
         self.ring = memoryview(self._block)[:self.capacity]
+        self._quarter = self.capacity // 4
 
     def __reduce__(self):
-        return (Log, (self.capacity, (self._block, self.end, self.server_pos, self.lock,
-                                      self.capacity)))
+        return (Log, (self.capacity, None, (self._block, self.end, self.server_pos, self.lock,
+                                            self.capacity, self.doorbell)))
+
+    def grew(self, old_end, new_end, server_pos):
+        """After an append: wake the server's follower when the log passes a quarter of the ring
+        beyond what the server has applied, so that it catches up before writers must wait."""
+        threshold = server_pos + self._quarter
+        if old_end < threshold <= new_end and self.doorbell is not None:
+            self.doorbell.release()
 
     def read(self, position, size):
         start = position % self.capacity
@@ -213,15 +241,17 @@ class Replica:
 
     def write(self, name, args=(), kwds=None):
         op = (name, args, kwds) if kwds else (name, args)
-        try:
-            payload = _MARSHAL + marshal.dumps(op)
-            for arg in args:
-                if type(arg) not in _IMMUTABLE:
-                    op = marshal.loads(payload[1:])   # the replica keeps its own copy
-                    break
-        except (ValueError, RecursionError):
-            payload = _PICKLE + pickle.dumps(op, pickle.HIGHEST_PROTOCOL)
-            op = pickle.loads(payload[1:])
+        for arg in args:
+            if type(arg) not in _MARSHAL_SCALARS:
+                payload = _encode(op)
+                op = _decode(payload)          # the replica keeps its own copy
+                break
+        else:
+            if kwds:
+                payload = _encode(op)
+                op = _decode(payload)
+            else:
+                payload = _MARSHAL + marshal.dumps(op)
         log = self.log
         lock = log.lock
         if self._is_server:
@@ -246,11 +276,13 @@ class Replica:
                     # Fast path of _append: the record fits and the server is not a ring behind.
                     position = self.position
                     size = len(payload)
+                    server_pos = log.server_pos.load()
                     if (size + 4 <= log.capacity // 2
-                            and position + size + 4 - log.server_pos.load() <= log.capacity):
+                            and position + size + 4 - server_pos <= log.capacity):
                         log.write(position, _LENGTH.pack(size) + payload)
-                        self.position = position = position + size + 4
-                        log.end.store(position)
+                        self.position = position + size + 4
+                        log.end.store(position + size + 4)
+                        log.grew(position, position + size + 4, server_pos)
                     else:
                         self._append(payload)
             finally:
@@ -263,6 +295,37 @@ class Replica:
         if cls in _IMMUTABLE:
             return result
         return private_copy(result)
+
+    def write_blind(self, name, args):
+        """A mutation that cannot fail (the caller has checked) and returns None: log it without
+        bringing this replica up to date first; the next access here applies it in its turn. The
+        lock is held only to append one record."""
+        for arg in args:
+            if type(arg) not in _MARSHAL_SCALARS:
+                return self.write(name, args)
+        payload = _MARSHAL + marshal.dumps((name, args))
+        log = self.log
+        lock = log.lock
+        size = len(payload)
+        with self.mutex:
+            try:
+                lock.acquire()
+            except _core.OwnerDiedError:
+                log.acquire()
+            try:
+                end = log.end.load()
+                server_pos = log.server_pos.load()
+                if size + 4 > log.capacity // 2 or end + size + 4 - server_pos > log.capacity:
+                    blind = False
+                else:
+                    blind = True
+                    log.write(end, _LENGTH.pack(size) + payload)
+                    log.end.store(end + size + 4)
+                    log.grew(end, end + size + 4, server_pos)
+            finally:
+                lock.release()
+        if not blind:
+            self.write(name, args)
 
     def _catch_up_locked(self):
         try:
