@@ -14,13 +14,25 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import shmproc  # noqa: E402
-from shmproc.bench.managers import (ONE_CLIENT, NamespaceArrayReader, dict_from_clients,  # noqa: E402
-                                    shared_objects, start_manager)
-from shmproc.bench.timing import (comparison_arguments, format_ratio, format_seconds, format_table,  # noqa: E402
-                                  interleaved, medians, per_call)
+import shmproc
+from shmproc.bench.managers import (
+    ONE_CLIENT,
+    NamespaceArrayReader,
+    dict_from_clients,
+    shared_objects,
+    start_manager,
+)
+from shmproc.bench.timing import (
+    comparison_arguments,
+    format_ratio,
+    format_seconds,
+    format_table,
+    interleaved,
+    medians,
+    per_call,
+)
 
 LIBRARIES = ("shmproc", "multiprocessing")
 

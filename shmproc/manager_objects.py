@@ -133,18 +133,32 @@ class Replicated:
         return repr(self._shmproc_value())
 
 
+def _server_reader(name):
+    function = read_method(name)
+
+    def method(self, *args):
+        return private_copy(self.replica.read_with(lambda state: function(state, *args)))
+    method.__name__ = "op" + name
+    return method
+
+
+def _server_writer(name):
+    def method(self, *args, **kwds):
+        return self.replica.write(name, args, kwds)
+    method.__name__ = "op" + name
+    return method
+
+
 def _replicated_class(typeid):
+    """The server-side class for typeid: each exposed method under "op<name>", and the table the
+    server dispatches through (so that __getattribute__ and __setattr__ can be served methods)."""
     dispatch = {}
     namespace = {"_shmproc_dispatch": dispatch}
     for name in READERS[typeid]:
-        function = read_method(name)
-        namespace["op" + name] = (
-            lambda function: lambda self, *args: private_copy(
-                self.replica.read_with(lambda state: function(state, *args))))(function)
+        namespace["op" + name] = _server_reader(name)
         dispatch[name] = "op" + name
     for name in WRITERS[typeid]:
-        namespace["op" + name] = (lambda name: lambda self, *args, **kwds:
-                                  self.replica.write(name, args, kwds))(name)
+        namespace["op" + name] = _server_writer(name)
         dispatch[name] = "op" + name
     if typeid == "dict":
         dispatch["__iter__"] = "op_iter"

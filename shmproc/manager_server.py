@@ -14,6 +14,7 @@ Differences from the standard library's server, all about safety and cost:
   (the replication log, the shared primitive itself), for shmproc's proxies on this machine;
 * the serving loop looks up a method once per object and call, with no per-call debug work.
 """
+import os
 import signal
 import sys
 import threading
@@ -23,7 +24,7 @@ from traceback import format_exc
 
 from shmproc import manager_transport
 
-__all__ = ["Server", "public_methods", "all_methods"]
+__all__ = ["Server", "all_methods", "public_methods"]
 
 
 def all_methods(obj):
@@ -284,8 +285,12 @@ def _method(obj, name):
 def run_server(server_factory, writer, initializer=None, initargs=()):
     """The manager process's main: serve until shut down, or until SIGTERM, which a shmproc
     process gets when its parent dies (then remove the socket directory and go)."""
+    global _server_pid
+    _server_pid = os.getpid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    # Processes the manager forks (a Pool's workers) must die of SIGTERM as usual.
+    os.register_at_fork(after_in_child=_default_sigterm)
     if initializer is not None:
         initializer(*initargs)
     server = server_factory()
@@ -295,5 +300,18 @@ def run_server(server_factory, writer, initializer=None, initargs=()):
     server.serve_forever()
 
 
+_server_pid = None
+
+
+def _default_sigterm():
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _exit_on_signal(signum, frame):
+    if os.getpid() != _server_pid:
+        # A process forked by the manager (a Pool's worker) inherited this handler: die as it
+        # would have without it.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise SystemExit(0)

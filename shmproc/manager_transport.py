@@ -27,9 +27,17 @@ from multiprocessing import AuthenticationError
 # plain (non-TLS) connections: same wire protocol, so this is the one line to switch.
 from multiprocessing.connection import (
     Client as _PlainClient,
+)
+from multiprocessing.connection import (
     Listener as _PlainListener,
+)
+from multiprocessing.connection import (
     XmlClient as _XmlClient,
+)
+from multiprocessing.connection import (
     XmlListener as _XmlListener,
+)
+from multiprocessing.connection import (
     answer_challenge,
     deliver_challenge,
 )

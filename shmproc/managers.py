@@ -44,12 +44,40 @@ from shmproc.manager_proxies import (
 )
 from shmproc.manager_server import Server, all_methods, public_methods, run_server
 
-__all__ = ["BaseManager", "SyncManager", "BaseProxy", "Token", "SharedMemoryManager",
-           "AutoProxy", "NamespaceProxy", "ManagerGoneError", "RemoteError", "Namespace",
-           "Value", "Array", "ListProxy", "DictProxy", "ValueProxy", "ArrayProxy",
-           "AcquirerProxy", "ConditionProxy", "EventProxy", "BarrierProxy", "QueueProxy",
-           "PoolProxy", "IteratorProxy", "BaseListProxy", "MakeProxyType", "RebuildProxy",
-           "Server", "State", "dispatch", "convert_to_error", "all_methods", "public_methods"]
+__all__ = [
+    "AcquirerProxy",
+    "Array",
+    "ArrayProxy",
+    "AutoProxy",
+    "BarrierProxy",
+    "BaseListProxy",
+    "BaseManager",
+    "BaseProxy",
+    "ConditionProxy",
+    "DictProxy",
+    "EventProxy",
+    "IteratorProxy",
+    "ListProxy",
+    "MakeProxyType",
+    "ManagerGoneError",
+    "Namespace",
+    "NamespaceProxy",
+    "PoolProxy",
+    "QueueProxy",
+    "RebuildProxy",
+    "RemoteError",
+    "Server",
+    "SharedMemoryManager",
+    "State",
+    "SyncManager",
+    "Token",
+    "Value",
+    "ValueProxy",
+    "all_methods",
+    "convert_to_error",
+    "dispatch",
+    "public_methods",
+]
 
 
 class State:

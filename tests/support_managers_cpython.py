@@ -9,18 +9,17 @@ shmproc's. Only the manager-flavoured classes are collected (the process- and th
 ones test other modules), plus TestSyncManagerTypes.
 """
 import faulthandler
+import multiprocessing
 import os
 import sys
 import unittest
-
-import multiprocessing
 
 import shmproc.managers
 
 sys.modules["multiprocessing.managers"] = shmproc.managers
 multiprocessing.managers = shmproc.managers
 
-import test._test_multiprocessing as cpython_tests  # noqa: E402  (after the substitution)
+import test._test_multiprocessing as cpython_tests
 
 assert cpython_tests.BaseManager is shmproc.managers.BaseManager
 
@@ -34,5 +33,5 @@ class TestSyncManagerTypes(cpython_tests.TestSyncManagerTypes):
 
 if __name__ == "__main__":
     # A hang becomes a traceback of every thread, then an exit.
-    faulthandler.dump_traceback_later(float(os.environ.get("SHMPROC_TEST_TIMEOUT", 240)), exit=True)
+    faulthandler.dump_traceback_later(float(os.environ.get("SHMPROC_TEST_TIMEOUT", "240")), exit=True)
     unittest.main(module=__name__, verbosity=1)
