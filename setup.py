@@ -31,7 +31,12 @@ setup(
     ext_modules=cythonize(
         [extension],
         compiler_directives=directives,
+        compile_time_env={"SHMPROC_DEBUG_BUILD": DEBUG},     # _core.DEBUG
         include_path=["shmproc", "shmproc/includes"],
         gdb_debug=DEBUG,
+        # Each build's C file in a folder of its own: Cython regenerates a C file only when it is
+        # older than its sources, not when the directives change, so with one shared file a debug
+        # build would compile the release build's C (and the other way round).
+        build_dir="build/debug" if DEBUG else "build/release",
     ),
 )

@@ -7,7 +7,7 @@
 For each start method the two libraries run in alternating batches in this one process (the
 order flips every round, so drift in the machine's load falls on both), each start + join timed
 on its own; the table gives the medians and the speed-up (multiprocessing's time over shmproc's:
-above 1, shmproc is faster). Issue 4 asks for 1.2 or more with fork, 1.0 or more otherwise.
+above 1, shmproc is faster). The target (docs/process.md): 1.2 or more with fork, 1.0 or more otherwise.
 """
 import argparse
 import compileall
@@ -53,7 +53,7 @@ def compare(start_method, rounds):
     samples = {name: [] for name in contexts}
     # Fork server, resource tracker, first imports: not timed. The fork server is shared by both
     # libraries and shmproc's first process starts it, as it would in a program using shmproc: it
-    # then preloads shmproc.process, which multiprocessing's children inherit and do not use.
+    # then preloads shmproc.context, which multiprocessing's children inherit and do not use.
     for ctx in contexts.values():
         timed_batch(ctx, 2, [])
     names = list(contexts)

@@ -15,8 +15,18 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchmarks.queues import (  # noqa: E402
-    ARRAY_WARMUP, BATCH, CHANNELS, ROUND_TRIPS, SMALL_MESSAGES, SMALL_PAYLOADS, ndarray_one_way, one_way,
-    round_trip, shared_ndarray_one_way)
+    ARRAY_WARMUP,
+    BATCH,
+    CHANNELS,
+    ROUND_TRIPS,
+    SMALL_MESSAGES,
+    SMALL_PAYLOADS,
+    ndarray_one_way,
+    one_way,
+    round_trip,
+    shared_ndarray_one_way,
+)
+
 from shmproc.bench.timing import comparison_arguments, format_seconds, format_table, interleaved, medians  # noqa: E402
 
 ALL = list(CHANNELS)

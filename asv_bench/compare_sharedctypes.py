@@ -6,22 +6,33 @@ Rows in one process time a statement in a loop; "2 processes" rows fork two coun
 per core) for both libraries; hand-off rows send an array over a multiprocessing Pipe to a running
 child, which unpickles it, touches it and answers. Every row runs its two candidates interleaved
 and prints the medians of the repeats. "speed-up" is multiprocessing's time over shmproc's; the
-issue's target for the row, if it has one, is in the last column.
+target for the row (docs/sharedctypes.md), if it has one, is in the last column.
 """
 import functools
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # OpenBLAS's idle threads spin in this process after numpy loads, taking CPU from the children.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+from benchmarks.common import FORK  # noqa: E402
+from benchmarks.ndarray import ArrayHandoff, pickled_size  # noqa: E402
+from benchmarks.sharedctypes import counter_in_processes  # noqa: E402
 
 import shmproc.ndarray  # noqa: E402
 import shmproc.sharedctypes  # noqa: E402
-from shmproc.bench.primitives import FORK  # noqa: E402
-from shmproc.bench.sharedctypes import ArrayHandoff, counter_in_processes, pickled_size  # noqa: E402
-from shmproc.bench.timing import (comparison_arguments, format_ratio, format_seconds, format_table, interleaved,  # noqa: E402
-                                  medians, per_call)
+from shmproc.bench.timing import (  # noqa: E402
+    comparison_arguments,
+    format_ratio,
+    format_seconds,
+    format_table,
+    interleaved,
+    medians,
+    per_call,
+)
 
 LOCKED_INCREMENT = "with v.get_lock(): v.value += 1"
 
@@ -72,8 +83,9 @@ def handoff_rows(sizes_mb, handoffs):
         plain = np.ones(megabytes << 20, dtype=np.uint8)
         shared = shmproc.ndarray.asshared(plain)
         row = f"hand a {megabytes} MB ndarray to a child ({pickled_size(shared)} B vs {pickled_size(plain)} B pickled)"
-        rows.append((row, "constant", {"shmproc": functools.partial(handoffs["shmproc"].seconds, shared),
-                                       "multiprocessing": functools.partial(handoffs["multiprocessing"].seconds, plain)}))
+        candidates = {"shmproc": functools.partial(handoffs["shmproc"].seconds, shared),
+                      "multiprocessing": functools.partial(handoffs["multiprocessing"].seconds, plain)}
+        rows.append((row, "constant", candidates))
     return rows
 
 

@@ -10,11 +10,24 @@ its candidates interleaved and prints medians of the repeats; the ratio columns 
 """
 import functools
 import os
+import sys
 import threading
 
-import shmproc
-from shmproc.bench.primitives import FORK, barrier_round, condition_ping_pong, contended_lock
-from shmproc.bench.timing import comparison_arguments, format_ratio, format_seconds, format_table, interleaved, medians, per_call
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchmarks.common import FORK  # noqa: E402
+from benchmarks.synchronize import barrier_round, condition_ping_pong, contended_lock  # noqa: E402
+
+import shmproc  # noqa: E402
+from shmproc.bench.timing import (  # noqa: E402
+    comparison_arguments,
+    format_ratio,
+    format_seconds,
+    format_table,
+    interleaved,
+    medians,
+    per_call,
+)
 
 LIBRARIES = {"shmproc": shmproc, "multiprocessing": FORK, "threading": threading}
 

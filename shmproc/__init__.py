@@ -21,15 +21,19 @@ if not any(_os.path.exists(_os.path.join(_os.path.dirname(__file__), "_core" + s
         "(`pip install -e .` in a checkout) so that the Cython extension is built"
     )
 
-from shmproc import context as _context
 from threading import BrokenBarrierError
+
+from shmproc import context as _context
 from shmproc._version import __version__
-from shmproc.context import AuthenticationError, BufferTooShort, ProcessError, TimeoutError
+from shmproc.context import AuthenticationError, BufferTooShort, Process, ProcessError, TimeoutError
+
+# For type checkers only (mypy reads any name TYPE_CHECKING as true): at run time these names are
+# made on first use by __getattr__ below. The flag itself is not left in the package.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from shmproc._core import OwnerDiedError
     from shmproc.ndarray import SharedNDArray, asshared, empty, zeros
-from shmproc.process import Process
+del TYPE_CHECKING
 
 _default_context = _context._default_context
 

@@ -7,14 +7,15 @@ multiprocessing's (below 1: shmproc is faster).
 import argparse
 import os
 import sys
+from typing import Any
 
 from shmproc.bench import progress, report, runner
 from shmproc.bench.workloads import WORKLOADS
 
 # Both use PEP 371's work sizes, so the tables read against the PEP's; the long version only takes
 # more repeats. (The asv suite uses the smaller "short" sizes: it runs every commit.)
-DEFAULT = {"workers": [1, 2, 4, 8], "repeat": 3, "size": "full"}
-FULL = {"workers": [1, 2, 4, 8], "repeat": 11, "size": "full"}
+DEFAULT: dict[str, Any] = {"workers": [1, 2, 4, 8], "repeat": 3, "size": "full"}
+FULL: dict[str, Any] = {"workers": [1, 2, 4, 8], "repeat": 11, "size": "full"}
 
 
 def worker_counts(text):

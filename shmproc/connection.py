@@ -1,10 +1,10 @@
 """Pipe and Connection on shared-memory message rings; wait() over them (multiprocessing.connection).
 
-A Pipe is one channel segment with a ring per direction (shmproc/core/ring.pyx). ``send`` pickles in
-the caller and copies into the ring; ``recv`` copies out. ``recv`` raises EOFError once the ring is
-drained and every sending Connection is gone -- closed, or its process exited or was killed -- in
-every process that held one (as with multiprocessing, a forked child that inherits the sending end
-keeps it open until it closes it).
+A Pipe is one channel segment with a ring per direction (shmproc/core/connection.pyx over
+core/ring.pyx). ``send`` pickles in the caller and copies into the ring; ``recv`` copies out.
+``recv`` raises EOFError once the ring is drained and every sending Connection is gone -- closed,
+or its process exited or was killed -- in every process that held one (as with multiprocessing, a
+forked child that inherits the sending end keeps it open until it closes it).
 
 ``fileno()`` gives a descriptor that select() and ``wait()`` see readable while a message or EOF is
 waiting; asking for it makes every later send to an empty ring write one byte to that descriptor.
@@ -24,7 +24,8 @@ __all__ = ["BufferTooShort", "Client", "Connection", "Listener", "Pipe", "answer
 
 
 class Connection:
-    """One end of a Pipe: multiprocessing's Connection API over shared-memory rings."""
+    """One end of a Pipe: multiprocessing's Connection API over a reading and a writing
+    _core.ConnectionEnd (either may be None)."""
 
     def __init__(self, reader, writer):
         self._reader = reader
@@ -59,19 +60,19 @@ class Connection:
         """Send a picklable object (pickled here, so an unpicklable one raises here)."""
         self._check_closed()
         self._check_writable()
-        self._writer.put(obj)
+        self._writer.send(obj)
 
     def send_bytes(self, buf, offset=0, size=None):
         """Send the bytes of a bytes-like object (offset and size in bytes)."""
         self._check_closed()
         self._check_writable()
-        self._writer._send_bytes(buf, offset, size)
+        self._writer.send_bytes(buf, offset, size)
 
     def recv(self):
         """Receive an object; EOFError when nothing is left and every sender is gone."""
         self._check_closed()
         self._check_readable()
-        return self._reader.get()
+        return self._reader.recv()
 
     def recv_bytes(self, maxlength=None):
         """Receive a message's bytes. A message longer than maxlength raises OSError and is lost."""
@@ -79,7 +80,7 @@ class Connection:
         self._check_readable()
         if maxlength is not None and maxlength < 0:
             raise ValueError("negative maxlength")
-        data = self._reader._recv_bytes()
+        data = self._reader.recv_bytes()
         if maxlength is not None and len(data) > maxlength:
             raise OSError("bad message length")
         return data
@@ -95,7 +96,7 @@ class Connection:
                 raise ValueError("negative offset")
             elif offset > bytesize:
                 raise ValueError("offset too large")
-            data = self._reader._recv_bytes()
+            data = self._reader.recv_bytes()
             size = len(data)
             if bytesize < offset + size:
                 raise BufferTooShort(data)
@@ -106,7 +107,7 @@ class Connection:
         """Whether a message (or EOF) is waiting, waiting up to timeout seconds (None: forever)."""
         self._check_closed()
         self._check_readable()
-        return self._reader._poll(timeout)
+        return self._reader.poll(timeout)
 
     def fileno(self):
         """A descriptor that select() sees readable while a message or EOF is waiting."""
@@ -116,9 +117,9 @@ class Connection:
     def close(self):
         if not self._closed:
             self._closed = True
-            for ring in (self._reader, self._writer):
-                if ring is not None:
-                    ring._close()
+            for end in (self._reader, self._writer):
+                if end is not None:
+                    end.close()
 
     def __enter__(self):
         return self
@@ -140,7 +141,7 @@ class Connection:
 def Pipe(duplex=True):
     """Two Connections: both ends send and receive if duplex, else the first only receives and the
     second only sends (multiprocessing.Pipe)."""
-    pairs = _core.open_pipe_rings(duplex)
+    pairs = _core.open_pipe_ends(duplex)
     if duplex:
         (reader0, writer0), (reader1, writer1) = pairs
         return Connection(reader0, writer1), Connection(reader1, writer0)

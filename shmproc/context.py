@@ -1,4 +1,4 @@
-"""Contexts: one per start method, each carrying the whole API as methods (issue 4).
+"""Contexts: one per start method, each carrying the whole API as methods.
 
 ``get_context("spawn").Lock()`` and ``shmproc.Lock()`` are the same kind of call; the module-level
 functions of ``shmproc`` are the bound methods of the default context, as in multiprocessing. The
@@ -7,9 +7,13 @@ set_executable, set_forkserver_preload, the exception classes) are the standard 
 objects: ``except multiprocessing.TimeoutError`` catches shmproc's timeouts too.
 
 The factory methods import their modules when first called: the primitives live in modules that
-need the compiled core, and a program that only starts processes should not pay for them. A
-factory whose shmproc module does not exist (pools and managers, for now) uses multiprocessing's,
-which works with shmproc's processes under every start method.
+need the compiled core, and a program that only starts processes should not pay for them. Pools and
+managers are shmproc's own where shmproc.pool and shmproc.managers exist, else multiprocessing's,
+which work with shmproc's processes under every start method.
+
+The Process class of each start method is here too, as in multiprocessing, each importing its
+popen_* module only when it starts a process: process.py then needs nothing from this module at
+import time, and the modules import one another in one direction only.
 """
 import importlib
 from multiprocessing import context as _mp_context
@@ -23,8 +27,8 @@ from multiprocessing.context import (
     set_spawning_popen,
 )
 
-from shmproc import parent_death, process
-from shmproc.process import ForkProcess, ForkServerProcess, Process, SpawnProcess
+from shmproc import _compat, parent_death
+from shmproc.process import BaseProcess
 
 __all__ = [
     "AuthenticationError",
@@ -32,9 +36,13 @@ __all__ = [
     "BufferTooShort",
     "DefaultContext",
     "ForkContext",
+    "ForkProcess",
     "ForkServerContext",
+    "ForkServerProcess",
+    "Process",
     "ProcessError",
     "SpawnContext",
+    "SpawnProcess",
     "TimeoutError",
     "assert_spawning",
     "get_spawning_popen",
@@ -43,8 +51,8 @@ __all__ = [
 
 
 def _shmproc_or_none(module_name):
-    """shmproc's module, or None while it is not written yet (and only then: an import error
-    inside an existing module is a bug to see, not to paper over)."""
+    """shmproc.pool or shmproc.managers, or None while that module does not exist (and only then: an
+    import error inside an existing module is a bug to see, not to paper over)."""
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -69,7 +77,7 @@ class BaseContext(_mp_context.BaseContext):
         return ctx
 
     def _standard_library_context(self):
-        return _mp_context._concrete_contexts[self.get_context()._name]
+        return _compat.standard_context(self.get_context()._name)
 
     # Synchronization primitives: the futex-based ones of the compiled core.
 
@@ -112,57 +120,48 @@ class BaseContext(_mp_context.BaseContext):
 
     def RawValue(self, typecode_or_type, *args):
         """Returns a shared object"""
-        return self._sharedctypes().RawValue(typecode_or_type, *args)
+        from shmproc import sharedctypes
+        return sharedctypes.RawValue(typecode_or_type, *args)
 
     def RawArray(self, typecode_or_type, size_or_initializer):
         """Returns a shared array"""
-        return self._sharedctypes().RawArray(typecode_or_type, size_or_initializer)
+        from shmproc import sharedctypes
+        return sharedctypes.RawArray(typecode_or_type, size_or_initializer)
 
     def Value(self, typecode_or_type, *args, lock=True):
         """Returns a synchronized shared object"""
-        return self._sharedctypes().Value(typecode_or_type, *args, lock=lock,
-                                          ctx=self.get_context())
+        from shmproc import sharedctypes
+        return sharedctypes.Value(typecode_or_type, *args, lock=lock, ctx=self.get_context())
 
     def Array(self, typecode_or_type, size_or_initializer, *, lock=True):
         """Returns a synchronized shared array"""
-        return self._sharedctypes().Array(typecode_or_type, size_or_initializer, lock=lock,
-                                          ctx=self.get_context())
+        from shmproc import sharedctypes
+        return sharedctypes.Array(typecode_or_type, size_or_initializer, lock=lock,
+                                  ctx=self.get_context())
 
-    def _sharedctypes(self):
-        module = _shmproc_or_none("shmproc.sharedctypes")
-        if module is None:
-            from multiprocessing import sharedctypes as module
-        return module
-
-    # Queues, pipes, pools, managers: multiprocessing's where shmproc has none of its own.
+    # Queues and pipes: the shared-memory rings of the compiled core.
 
     def Queue(self, maxsize=0):
         """Returns a queue object"""
-        queues = _shmproc_or_none("shmproc.queues")
-        if queues is None:
-            return self._standard_library_context().Queue(maxsize)
+        from shmproc import queues
         return queues.Queue(maxsize, ctx=self.get_context())
 
     def JoinableQueue(self, maxsize=0):
         """Returns a queue object"""
-        queues = _shmproc_or_none("shmproc.queues")
-        if queues is None:
-            return self._standard_library_context().JoinableQueue(maxsize)
+        from shmproc import queues
         return queues.JoinableQueue(maxsize, ctx=self.get_context())
 
     def SimpleQueue(self):
         """Returns a queue object"""
-        queues = _shmproc_or_none("shmproc.queues")
-        if queues is None:
-            return self._standard_library_context().SimpleQueue()
+        from shmproc import queues
         return queues.SimpleQueue(ctx=self.get_context())
 
     def Pipe(self, duplex=True):
         """Returns two connection object connected by a pipe"""
-        connection = _shmproc_or_none("shmproc.connection")
-        if connection is None:
-            from multiprocessing import connection
+        from shmproc import connection
         return connection.Pipe(duplex)
+
+    # Pools and managers: shmproc's where its module exists, else multiprocessing's.
 
     def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None):
         """Returns a process pool object"""
@@ -197,9 +196,65 @@ class _StandardPoolContext:
         return getattr(self._context, name)
 
 
+#
+# One Process class per start method, and the default one that follows set_start_method().
+#
+
+class ForkProcess(BaseProcess):
+    _start_method = "fork"
+
+    @staticmethod
+    def _Popen(process_obj):
+        from shmproc.popen_fork import Popen
+        return Popen(process_obj)
+
+
+class SpawnProcess(BaseProcess):
+    _start_method = "spawn"
+
+    @staticmethod
+    def _Popen(process_obj):
+        from shmproc.popen_spawn_posix import Popen
+        return Popen(process_obj)
+
+    @staticmethod
+    def _after_fork():
+        # A fresh interpreter: no inherited finalizers or after-fork hooks to run.
+        pass
+
+
+class ForkServerProcess(BaseProcess):
+    _start_method = "forkserver"
+
+    @staticmethod
+    def _Popen(process_obj):
+        from shmproc.popen_forkserver import Popen
+        return Popen(process_obj)
+
+
+class Process(BaseProcess):
+    """Process(group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None)
+
+    Runs ``target(*args, **kwargs)`` (or an overridden ``run()``) in a child process started with
+    the current default start method (``shmproc.set_start_method``)."""
+    _start_method = None
+
+    @staticmethod
+    def _Popen(process_obj):
+        actual = _default_context.get_context()
+        # The child forces its own default start method to this one (under spawn it would
+        # otherwise start again from the platform's default).
+        process_obj._start_method = actual._name
+        return actual.Process._Popen(process_obj)
+
+    def _after_fork(self):
+        if self._start_method != "spawn":
+            BaseProcess._after_fork()
+
+
 class DefaultContext(_mp_context.DefaultContext, BaseContext):
     """The context behind the module-level functions: its start method can be set once."""
-    Process = Process
+    Process = Process  # type: ignore[assignment]  # shmproc's, a subclass of BaseProcess
 
 
 class ForkContext(BaseContext):
@@ -227,15 +282,15 @@ _concrete_contexts = {
     "forkserver": ForkServerContext(),
 }
 # The standard library's default for this platform and Python version (fork on Linux up to 3.13).
-_default_context = DefaultContext(_concrete_contexts[_mp_context._default_context._default_context._name])
+_default_context = DefaultContext(_concrete_contexts[_compat.standard_default_start_method()])
 
 
 def _force_start_method(method):
     """In a child: start its own children the way it was started, whatever its default."""
-    _default_context._actual_context = _concrete_contexts[method]
+    _compat.choose_context(_default_context, _concrete_contexts[method])
 
 
-
-if process._forced_start_method is not None:
-    # This process was started with a method and imports the contexts only now.
-    _force_start_method(process._forced_start_method)
+def _chosen_start_method():
+    """The start method the default context has settled on, or None while none is chosen."""
+    chosen = _compat.chosen_context(_default_context)
+    return None if chosen is None else chosen._name

@@ -57,7 +57,7 @@ def _block_of(array):
 
 
 def _attach(handle, offset, shape, dtype, strides):
-    return np.ndarray.__new__(SharedNDArray, shape, dtype, buffer=_core.Block.attach(handle),
+    return np.ndarray.__new__(SharedNDArray, shape, dtype, buffer=_core.Block.attach(handle),  # type: ignore[arg-type]
                               offset=offset, strides=strides)
 
 
@@ -81,7 +81,8 @@ def empty(shape, dtype=float, order="C"):
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > np.iinfo(np.intp).max:
         raise ValueError(f"array is too big: {nbytes} bytes")
-    return np.ndarray.__new__(SharedNDArray, shape, dtype, buffer=_core.allocate(nbytes), order=order)
+    return np.ndarray.__new__(SharedNDArray, shape, dtype, buffer=_core.allocate(nbytes),  # type: ignore[arg-type]
+                                order=order)
 
 
 def zeros(shape, dtype=float, order="C"):

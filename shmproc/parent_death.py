@@ -1,4 +1,4 @@
-"""What a child does when its parent is killed: by default it is killed too (issue 4).
+"""What a child does when its parent is killed: by default it is killed too.
 
 multiprocessing leaves the children of a SIGKILLed parent running forever. shmproc arms, in every
 child it starts, a signal the child receives when its parent dies, in one of two ways:
@@ -29,7 +29,7 @@ import threading
 __all__ = ["get_parent_death_signal", "set_parent_death_signal"]
 
 # What the children of this process receive when this process dies; None: nothing.
-_parent_death_signal = signal.SIGKILL
+_parent_death_signal: "signal.Signals | None" = signal.SIGKILL
 
 _PR_SET_PDEATHSIG = 1
 
@@ -114,7 +114,7 @@ def plan_fork():
 
 # ((signal, "prctl"), (function, arguments)) for the signal last asked for: a forked child makes the
 # call ready-made, since each object it has to touch costs it a copied page (docs/process.md).
-_prepared = None
+_prepared: "tuple | None" = None
 
 
 def _prepared_prctl(signum):
@@ -145,7 +145,7 @@ def _core_prctl(load=False):
 
 # (pid, ident of that process's main thread): a child forked from another thread has that thread
 # as its main thread, so the pid says whether the cached ident is still right.
-_main_thread_key = (None, None)
+_main_thread_key: "tuple[int | None, int | None]" = (None, None)
 
 
 def _in_main_thread():

@@ -19,7 +19,7 @@ import select
 import signal
 import sys
 
-from shmproc import parent_death, process
+from shmproc import _compat, context, parent_death, process
 
 __all__ = ["Popen"]
 
@@ -42,19 +42,20 @@ class Popen:
     def __init__(self, process_obj):
         self.returncode = None
         self._sentinel = None
-        self._pipe_fds = ()
+        self._pipe_fds: tuple[int, ...] = ()
         self._owner_pid = os.getpid()
         # Buffered output not flushed before fork would be written twice, once by each process.
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         except (AttributeError, ValueError):
-            process.util._flush_std_streams()
+            _compat.flush_std_streams()
         # The common case, prctl from the main thread, is armed below with what is at hand: the
         # child has fewer objects to touch (each a copied page) than through parent_death.arm().
         death, prctl = parent_death.plan_fork()
         process_obj._parent_death = death
-        inherited = process.inheritance_for_fork() if HAVE_PIDFD else None
+        inherited = (process.inheritance_for_fork(context._chosen_start_method()) if HAVE_PIDFD
+                     else None)
         if inherited is None or inherited.sentinel is None:
             self._launch_with_pipes(process_obj)
             return

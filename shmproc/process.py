@@ -1,16 +1,19 @@
-"""Process: a thread-like object that runs its target in a child process (issue 4).
+"""Process: a thread-like object that runs its target in a child process.
 
 It is multiprocessing's BaseProcess with a leaner child-side bootstrap, a parent-death signal, and
 errors that do not depend on ``assert`` (so they survive ``python -O``). Subclassing the standard
 library's class keeps everything that reads multiprocessing's process table consistent:
 ``multiprocessing.current_process()``, ``parent_process()``, ``active_children()``, process names,
 the authkey, and multiprocessing.util's finalizers and at-exit join of non-daemonic children.
+
+The Process class of each start method is in context.py, as in multiprocessing: this module imports
+nothing of shmproc's at module level but parent_death and _compat, which import only the standard
+library.
 """
 import itertools
 import os
 import signal
 import sys
-import threading
 from multiprocessing import process as _mp_process
 from multiprocessing import util
 from multiprocessing.process import (
@@ -20,15 +23,11 @@ from multiprocessing.process import (
     parent_process,
 )
 
-from shmproc import parent_death
+from shmproc import _compat, parent_death
 
 __all__ = [
     "BaseProcess",
-    "ForkProcess",
-    "ForkServerProcess",
-    "Process",
     "ProcessStateError",
-    "SpawnProcess",
     "active_children",
     "current_process",
     "parent_process",
@@ -48,7 +47,7 @@ class BaseProcess(_mp_process.BaseProcess):
     # Whether _config is this object's own dict yet (see __init__).
     _config_is_private = False
 
-    def __init__(self, group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None):
+    def __init__(self, group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None):  # noqa: B006 - multiprocessing's signature, never mutated
         # multiprocessing's, minus what a process that is only started and joined never needs
         # (on the fork path every object made costs pages, docs/process.md): no registration in
         # the debugging WeakSet ``_dangling`` (only CPython's own test suite reads it), the
@@ -56,8 +55,8 @@ class BaseProcess(_mp_process.BaseProcess):
         # and the default name made when first asked for.
         if group is not None:
             raise ValueError("group argument must be None for now")
-        current = _mp_process._current_process
-        self._identity = current._identity + (next(_mp_process._process_counter),)
+        current = current_process()
+        self._identity = current._identity + (_compat.next_child_number(),)
         self._config = current._config
         self._parent_pid = os.getpid()
         self._parent_name = current._name
@@ -114,14 +113,13 @@ class BaseProcess(_mp_process.BaseProcess):
             raise ProcessStateError("cannot start a process twice")
         if self._parent_pid != os.getpid():
             raise ProcessStateError("can only start a process object created by current process")
-        if _mp_process._current_process._config.get("daemon"):
+        if current_process()._config.get("daemon"):
             raise ProcessStateError("daemonic processes are not allowed to have children")
-        if _mp_process._children:
-            _mp_process._cleanup()
+        _compat.reap_finished_children()
         self._popen = self._Popen(self)
         # As multiprocessing does: no reference cycle through a target that refers to its process.
         del self._target, self._args, self._kwargs
-        _mp_process._children.add(self)
+        _compat.children().add(self)
 
     @property
     def sentinel(self):
@@ -142,7 +140,7 @@ class BaseProcess(_mp_process.BaseProcess):
                                  "You should first call join() or terminate().")
             self._popen.close()
             self._popen = None
-            _mp_process._children.discard(self)
+            _compat.children().discard(self)
         self._closed = True
 
     def join(self, timeout=None):
@@ -157,7 +155,7 @@ class BaseProcess(_mp_process.BaseProcess):
         if self._popen is None:
             raise ProcessStateError("can only join a started process")
         if self._popen.wait(timeout) is not None:
-            _mp_process._children.discard(self)
+            _compat.children().discard(self)
 
     def _bootstrap(self, parent_sentinel=None, inherited=None):
         # multiprocessing.process.BaseProcess._bootstrap, leaner, plus the parent-death signal.
@@ -165,38 +163,33 @@ class BaseProcess(_mp_process.BaseProcess):
         # microseconds each here), and touching an object writes to it (its reference count): so
         # steps with nothing to do are skipped, and under fork the parent hands over ready-made
         # objects (``inherited``, see ForkInheritance) instead of the child building them.
-        global_state = _mp_process
         try:
             if inherited is None:
                 # Not the fork path, which arms the parent-death signal itself, right after fork.
                 parent_death.arm(self, self._parent_death, parent_sentinel)
                 inherited = ForkInheritance(self._parent_name, self._parent_pid, parent_sentinel)
             if self._start_method is not None and inherited.start_method != self._start_method:
-                _force_start_method(self._start_method)
+                # Imported already: under fork inherited, else by unpickling this process object,
+                # whose class is defined there.
+                from shmproc import context
+                context._force_start_method(self._start_method)
             # The replaced objects stay referenced from ``inherited``: freeing them in the child
             # would write to their pages (and multiprocessing finalizes the old process object
             # only after the after-fork hooks anyway; none of them has a finalizer).
-            inherited.previous_counter = global_state._process_counter
-            inherited.previous_children = global_state._children
-            global_state._process_counter = inherited.process_counter
-            global_state._children = inherited.children
+            inherited.previous_state = _compat.install_process_state(
+                self, inherited.parent, inherited.process_counter, inherited.children)
             if sys.stdin is not None and sys.stdin is not inherited.stdin is not None:
                 # multiprocessing also closes the old sys.stdin; that costs a tenth of a fork.
                 sys.stdin = inherited.stdin
-            inherited.previous_process = global_state._current_process
-            global_state._current_process = self
-            global_state._parent_process = inherited.parent
-            if threading._HAVE_THREAD_NATIVE_ID:
-                threading._main_thread._native_id = threading.get_native_id()
+            _compat.set_main_thread_native_id()
             self._after_fork()
-            if util._logger:
+            if _compat.logging_enabled():
                 util.info("child process calling self.run()")
             try:
                 self.run()
                 exitcode = 0
             finally:
-                if util._finalizer_registry or global_state._children or util._logger:
-                    util._exit_function()
+                _compat.run_exit_functions()
         except SystemExit as exc:
             exitcode = _exit_status(exc.code)
         except:  # noqa: E722 - like multiprocessing, anything escaping run() is reported
@@ -205,24 +198,18 @@ class BaseProcess(_mp_process.BaseProcess):
             sys.stderr.write(f"Process {self.name}:\n")
             traceback.print_exc()
         finally:
-            if threading._shutdown_locks or threading._threading_atexits:
-                threading._shutdown()
-            if util._logger:
+            _compat.join_threads_at_exit()
+            if _compat.logging_enabled():
                 util.info(f"process exiting with exitcode {exitcode}")
             try:
                 sys.stdout.flush()
                 sys.stderr.flush()
             except (AttributeError, ValueError):
-                util._flush_std_streams()
+                _compat.flush_std_streams()
         return exitcode
 
-    @staticmethod
-    def _after_fork():
-        # multiprocessing's, skipping the registries that are empty.
-        if util._finalizer_registry:
-            util._finalizer_registry.clear()
-        if util._afterfork_registry.data:
-            util._run_after_forkers()
+    # multiprocessing's, skipping the registries that are empty.
+    _after_fork = staticmethod(_compat.run_after_fork_hooks)
 
 
 def _exit_status(code):
@@ -244,17 +231,16 @@ class ForkInheritance:
     alone costs a quarter of a fork.) The other start methods build one in the child."""
 
     __slots__ = ("pid", "name", "sentinel", "parent", "process_counter", "children", "stdin",
-                 "stdin_fd", "start_method", "previous_process", "previous_counter",
-                 "previous_children")
+                 "stdin_fd", "start_method", "previous_state")
 
     def __init__(self, parent_name, parent_pid, sentinel, stdin=None):
         # The start method the child's default context already has (None: to be forced).
         self.start_method = None
-        self.previous_process = self.previous_counter = self.previous_children = None
+        self.previous_state = None
         self.pid = os.getpid()
         self.name = parent_name
         self.sentinel = sentinel
-        self.parent = _mp_process._ParentProcess(parent_name, parent_pid, sentinel)
+        self.parent = _compat.ParentProcess(parent_name, parent_pid, sentinel)
         self.process_counter = itertools.count(1)
         self.children = set()
         if stdin is None:
@@ -271,16 +257,17 @@ class ForkInheritance:
 _fork_inheritance = None
 
 
-def inheritance_for_fork():
+def inheritance_for_fork(start_method):
     """The ForkInheritance for the next forked child of this process; its sentinel (for the
     child's parent_process()) is this process's own pidfd, None where there are no pidfds.
+    ``start_method`` is the one this process's default context has settled on (None: not yet).
 
     It is reused while this process's name stays the same and its two descriptors are still what
     they were: code that closes descriptors it does not own (daemonizing, say) must not hand a
     child some other file as its stdin. The check costs two system calls."""
     global _fork_inheritance
     inherited = _fork_inheritance
-    name = _mp_process._current_process._name
+    name = current_process()._name
     pid = os.getpid()
     if inherited is None or inherited.pid != pid or not _descriptors_intact(inherited):
         try:
@@ -292,9 +279,7 @@ def inheritance_for_fork():
         # The same descriptors under a new parent process object.
         inherited = _fork_inheritance = ForkInheritance(name, pid, inherited.sentinel,
                                                         inherited.stdin)
-    context = sys.modules.get("shmproc.context")
-    actual = None if context is None else context._default_context._actual_context
-    inherited.start_method = None if actual is None else actual._name
+    inherited.start_method = start_method
     return inherited
 
 
@@ -311,74 +296,3 @@ def _descriptors_intact(inherited):
     except OSError:
         return False
     return True
-
-
-# A start method to force on shmproc's default context when shmproc.context is imported: a child
-# that never uses the contexts need not import them (a spawned child would pay for it).
-_forced_start_method = None
-
-
-def _force_start_method(method):
-    global _forced_start_method
-    context = sys.modules.get("shmproc.context")
-    if context is None:
-        _forced_start_method = method
-    else:
-        context._force_start_method(method)
-
-
-#
-# One Process class per start method, and the default one that follows set_start_method().
-#
-
-class ForkProcess(BaseProcess):
-    _start_method = "fork"
-
-    @staticmethod
-    def _Popen(process_obj):
-        from shmproc.popen_fork import Popen
-        return Popen(process_obj)
-
-
-class SpawnProcess(BaseProcess):
-    _start_method = "spawn"
-
-    @staticmethod
-    def _Popen(process_obj):
-        from shmproc.popen_spawn_posix import Popen
-        return Popen(process_obj)
-
-    @staticmethod
-    def _after_fork():
-        # A fresh interpreter: no inherited finalizers or after-fork hooks to run.
-        pass
-
-
-class ForkServerProcess(BaseProcess):
-    _start_method = "forkserver"
-
-    @staticmethod
-    def _Popen(process_obj):
-        from shmproc.popen_forkserver import Popen
-        return Popen(process_obj)
-
-
-class Process(BaseProcess):
-    """Process(group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None)
-
-    Runs ``target(*args, **kwargs)`` (or an overridden ``run()``) in a child process started with
-    the current default start method (``shmproc.set_start_method``)."""
-    _start_method = None
-
-    @staticmethod
-    def _Popen(process_obj):
-        from shmproc.context import _default_context
-        actual = _default_context.get_context()
-        # The child forces its own default start method to this one (under spawn it would
-        # otherwise start again from the platform's default).
-        process_obj._start_method = actual._name
-        return actual.Process._Popen(process_obj)
-
-    def _after_fork(self):
-        if self._start_method != "spawn":
-            BaseProcess._after_fork()

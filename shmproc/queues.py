@@ -1,8 +1,9 @@
 """Queue, SimpleQueue and JoinableQueue on a shared-memory message ring (multiprocessing's API).
 
-Each queue is one ring in a shared-memory segment (shmproc/core/ring.pyx). There is no feeder thread:
-``put()`` pickles in the caller and copies the message straight into shared memory, so an object
-that cannot be pickled raises in ``put()``, a message is in the queue when ``put()`` returns, and
+Each queue is one ring in a shared-memory segment (shmproc/core/queue.pyx over core/ring.pyx).
+There is no feeder thread: ``put()`` pickles in the caller and copies the message straight into
+shared memory, so an object that cannot be pickled raises in ``put()``, a message is in the queue
+when ``put()`` returns, and
 ``qsize()``, ``task_done()`` and ``join()`` work across processes. Beyond multiprocessing:
 ``put_many(iterable)`` and ``get_many(max_messages)`` move many messages per lock acquisition.
 
@@ -27,10 +28,10 @@ def _reader_connection(queue):
     shmproc.connection.wait() (the queue itself works there too: it has fileno()). The standard
     library's process pool reads its SimpleQueue this way."""
     from shmproc.connection import Connection
-    return Connection(queue, None)
+    return Connection(_core.queue_reading_end(queue), None)
 
 
-class Queue(_core.MessageRing):
+class Queue(_core.QueueCore):
     """A process-shared FIFO queue (multiprocessing.Queue).
 
     maxsize bounds the number of messages (0: none; put() does not wait for room, as the ring grows
@@ -40,13 +41,11 @@ class Queue(_core.MessageRing):
     """
 
     def __init__(self, maxsize=0, *, ctx=None, capacity=_core.QUEUE_CAPACITY):
-        self._open_queue(maxsize, self._joinable, capacity)
-
-    _joinable = False
+        super().__init__(maxsize, capacity)
 
     def close(self):
         """This process will use the queue no more: put and get now raise ValueError."""
-        self._close()
+        super().close()
 
     def join_thread(self):
         """Nothing to wait for: put() has already written every message. Like multiprocessing, this
@@ -57,39 +56,24 @@ class Queue(_core.MessageRing):
     def cancel_join_thread(self):
         """Nothing to cancel: there is no feeder thread."""
 
-    def _closed_error(self):
-        return ValueError(f"Queue {self!r} is closed")
-
     _reader = property(_reader_connection)
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__ = classmethod(types.GenericAlias)  # type: ignore[var-annotated]
 
 
-class JoinableQueue(Queue):
-    """A Queue that counts unfinished tasks across processes (multiprocessing.JoinableQueue)."""
-
-    _joinable = True
-
-    def task_done(self):
-        """A task taken from the queue is finished; ValueError if called more often than put()."""
-        self._task_done()
-
-    def join(self):
-        """Block until every item put has been taken and marked task_done()."""
-        self._join()
+class JoinableQueue(_core.JoinableQueueCore, Queue):
+    """A Queue that counts unfinished tasks across processes (multiprocessing.JoinableQueue):
+    task_done() and join() come from the core (core/tasks.pyx)."""
 
 
-class SimpleQueue(_core.MessageRing):
+class SimpleQueue(_core.QueueCore):
     """A process-shared FIFO queue with only put, get, empty and close
     (multiprocessing.SimpleQueue). After close(), put and get raise OSError, as there."""
 
     def __init__(self, *, ctx=None, capacity=_core.QUEUE_CAPACITY):
-        self._open_queue(0, False, capacity)
+        super().__init__(0, capacity, simple=True)
 
     def close(self):
-        self._close()
-
-    def _closed_error(self):
-        return OSError("handle is closed")
+        super().close()
 
     _reader = property(_reader_connection)
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__ = classmethod(types.GenericAlias)  # type: ignore[var-annotated]

@@ -12,7 +12,6 @@ the object alive until then (see docs/sharedctypes.md).
 import copyreg
 import ctypes
 import weakref
-
 from multiprocessing import reduction as _mp_reduction
 
 from shmproc import _core
@@ -86,7 +85,7 @@ def reduce_ctype(obj):
             # multiprocessing's own RawValue of the same ctypes type: this reducer replaced its
             # registration in ForkingPickler (both key by type), so hand it back.
             from multiprocessing import sharedctypes
-            return sharedctypes.reduce_ctype(obj)
+            return sharedctypes.reduce_ctype(obj)  # type: ignore[attr-defined]  # not in typeshed
         return obj.__reduce__()                   # an ordinary ctypes object: pickle a copy
     if isinstance(obj, ctypes.Array):
         return rebuild_ctype, (obj._type_, wrapper, obj._length_)
@@ -170,7 +169,10 @@ def synchronized(obj, lock=None, ctx=None):
     return _synchronized_class(type(obj))(obj, lock, ctx)
 
 
-_class_cache = weakref.WeakKeyDictionary()
+_core.register_synchronized_factory(synchronized)    # a pickled wrapper is rebuilt through it
+
+
+_class_cache: "weakref.WeakKeyDictionary[type, type]" = weakref.WeakKeyDictionary()
 
 
 def _synchronized_class(cls):

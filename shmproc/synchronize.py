@@ -5,6 +5,7 @@ with no Python frame in between. They pickle (for any start method, and through 
 to their shared state.
 """
 from shmproc._core import (
+    SEMAPHORE_VALUE_MAX,
     Barrier,
     BoundedSemaphore,
     BrokenBarrierError,
@@ -14,7 +15,6 @@ from shmproc._core import (
     OwnerDiedError,
     RLock,
     Semaphore,
-    SEMAPHORE_VALUE_MAX,
 )
 
 __all__ = [

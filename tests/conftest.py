@@ -1,8 +1,10 @@
 """Fixtures shared by the whole suite.
 
-- ``ctx``: a multiprocessing context per start method (fork, spawn), so every cross-process test
-  runs under both. Children are launched with the standard library's Process until shmproc's own
-  is used explicitly; only the shared objects under test are shmproc's.
+- ``ctx``: a *standard library* multiprocessing context per start method (fork, spawn), so every
+  cross-process test runs under both; its children are the standard library's processes and only
+  the shared objects under test are shmproc's. Throughout the tests ``ctx`` means such a context;
+  a shmproc context is called ``shm_ctx`` (tests/test_process.py, where shmproc's own Process is
+  under test).
 - An autouse guard: a test must leave no child process running and nothing new in /dev/shm.
 """
 import gc

@@ -32,8 +32,8 @@ def parent_death_case(method, options):
         target, args = sleep_holding, (synchronize.Lock(), 60)
     else:
         target, args = sleep_for, (60,)
-    ctx = context._default_context.get_context(method)
-    child = ctx.Process(target=target, args=args, daemon=True)
+    shm_ctx = context._default_context.get_context(method)
+    child = shm_ctx.Process(target=target, args=args, daemon=True)
     if "thread" in options:
         # Started from a thread that then ends: the child must outlive the thread, and still
         # die with the process.
@@ -47,9 +47,9 @@ def parent_death_case(method, options):
 
 
 def at_exit_case(method, marker):
-    ctx = context._default_context.get_context(method)
-    daemonic = ctx.Process(target=sleep_for, args=(60,), daemon=True)
-    joined = ctx.Process(target=write_marker_later, args=(marker,))
+    shm_ctx = context._default_context.get_context(method)
+    daemonic = shm_ctx.Process(target=sleep_for, args=(60,), daemon=True)
+    joined = shm_ctx.Process(target=write_marker_later, args=(marker,))
     daemonic.start()
     joined.start()
     print(daemonic.pid, joined.pid, flush=True)

@@ -4,7 +4,6 @@ import os
 import sys
 import threading
 import time
-
 from multiprocessing import process as mp_process
 
 

@@ -4,6 +4,8 @@ import os
 import signal
 import time
 
+from shmproc import _core
+
 JOIN_TIMEOUT = 60
 
 
@@ -103,6 +105,7 @@ def tagged_producer(q, tag, count, progress_handle=None):
     """Put (tag, i, payload) for i in range(count); the payload is checkable, so a torn message
     shows. progress_handle names a shmproc Block of int64s whose [tag] counts the puts returned."""
     import numpy as np
+
     from shmproc._core import Block
     progress = None
     if progress_handle is not None:
@@ -152,7 +155,7 @@ def array_of(numbers):
 
 
 def take_ring_lock_and_die(q, producer, ready):
-    q._debug_take_lock(producer)
+    _core.debug_take_ring_lock(q, producer)
     ready.put(os.getpid())
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -225,7 +228,9 @@ def counting_producer(q, shared_handle, seed):
     ring) and sometimes not (so that it grows), until shared[0] is set; then store the count put
     in shared[1]."""
     import random
+
     import numpy as np
+
     from shmproc._core import Block
     shared = np.frombuffer(Block.attach(shared_handle), dtype=np.int64)
     rng = random.Random(seed)
@@ -244,7 +249,9 @@ def recording_consumer(q, shared_handle, slot, seed):
     first and the last value this process has received, and count in shared[2] any batch that is
     not the run of consecutive values it must be (a torn, lost or repeated message)."""
     import random
+
     import numpy as np
+
     from shmproc._core import Block
     shared = np.frombuffer(Block.attach(shared_handle), dtype=np.int64)
     rng = random.Random(seed)

@@ -4,7 +4,6 @@ allowed; a multiprocessing or threading row must have a figure. No timings are a
 import math
 
 import pytest
-
 import support_asv
 
 pytestmark = [
@@ -55,3 +54,25 @@ def _combinations(params):
     for choices in params:
         combinations = [done + (choice,) for done in combinations for choice in choices]
     return combinations
+
+
+UNITS = {"seconds", "bytes", "ratio"}
+
+
+def test_every_tracked_figure_says_its_unit(asv_run):
+    # asv reads a track_* figure without a unit as a number of seconds on the dashboard (a byte
+    # count of a megabyte showed as "1.734w"): each one must name seconds, bytes or a ratio.
+    import json
+    import os
+    with open(os.path.join(asv_run.folder, "results", "benchmarks.json")) as source:
+        benchmarks = json.load(source)
+    tracked = {name: entry["unit"] for name, entry in benchmarks.items()
+               if isinstance(entry, dict) and entry.get("type") == "track"}
+    assert tracked, "no track_* benchmark found"
+    wrong = {name: unit for name, unit in tracked.items() if unit not in UNITS}
+    assert not wrong, wrong
+    for name, unit in tracked.items():
+        if "bytes" in name:
+            assert unit == "bytes", name
+        if "Over" in name or name.endswith("_ratio"):
+            assert unit == "ratio", name

@@ -1,6 +1,7 @@
 """shmproc.bench and `python -m shmproc bench`: the workloads do their work, the runner times every
 mode and surfaces failures, the report and the command line say what they should. Sizes are tiny;
 no timing is asserted."""
+import importlib
 import importlib.util
 import io
 import json
@@ -16,7 +17,7 @@ import pytest
 
 import shmproc
 from shmproc import __main__ as command
-from shmproc.bench import primitives, progress, report, runner, timing, workloads
+from shmproc.bench import progress, report, runner, timing, workloads
 from shmproc.bench.http_server import PAGE, serving
 from shmproc.bench.workloads import WORKLOADS, Workload
 
@@ -239,15 +240,26 @@ def test_python_dash_m_shmproc_bench_runs():
     assert "4/4" in finished.stderr         # the progress bar: 1 workload x 1 count x 1 repeat x 4 modes
 
 
-# --- primitives and compare_synchronize ----------------------------------------------------------
+# --- the asv suite's primitive workloads and compare_synchronize --------------------------------
 
-@pytest.mark.parametrize("library", [shmproc, primitives.FORK], ids=["shmproc", "multiprocessing"])
+def asv_benchmarks(module):
+    """asv_bench/benchmarks/<module>.py, the one home of the lock, Value and queue workloads."""
+    sys.path.insert(0, os.path.join(REPOSITORY, "asv_bench"))
+    try:
+        return importlib.import_module(f"benchmarks.{module}")
+    finally:
+        sys.path.pop(0)
+
+
+@pytest.mark.parametrize("library", ["shmproc", "multiprocessing"])
 @pytest.mark.parametrize("layout", ["apart", "together", None])
 def test_cross_process_primitive_measurements_run(library, layout):
-    assert primitives.barrier_round(library, 2, 20, layout) > 0
-    assert primitives.barrier_round(library, 3, 20, layout) > 0
-    assert primitives.condition_ping_pong(library, 20, layout) > 0
-    assert primitives.contended_lock(library, 2, 200, layout) > 0
+    synchronize = asv_benchmarks("synchronize")
+    library = shmproc if library == "shmproc" else synchronize.FORK
+    assert synchronize.barrier_round(library, 2, 20, layout) > 0
+    assert synchronize.barrier_round(library, 3, 20, layout) > 0
+    assert synchronize.condition_ping_pong(library, 20, layout) > 0
+    assert synchronize.contended_lock(library, 2, 200, layout) > 0
 
 
 def test_compare_synchronize_prints_its_table(capsys):

@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 import pytest
-
 import support_queues
 from support_queues import joined, started
+
 from shmproc import _core
 from shmproc.connection import BufferTooShort, Connection, Pipe, wait
 from shmproc.queues import Queue
@@ -185,7 +185,7 @@ def test_large_messages_as_bytes_and_objects():
 
 
 def test_writer_blocked_on_a_full_ring_learns_the_reader_is_gone():
-    (reader, writer), = _core.open_pipe_rings(False, 4096)
+    (reader, writer), = _core.open_pipe_ends(False, 4096)
     connection_in, connection_out = Connection(reader, None), Connection(None, writer)
     connection_in.close()
     with pytest.raises(BrokenPipeError):
@@ -210,9 +210,9 @@ def test_child_end_closed_in_parent_right_after_start(start_method):
     """The usual idiom: start the child with one end, close that end here at once. Under spawn and
     forkserver the end's descriptors travel with the start, so closing it here is safe."""
     import shmproc
-    ctx = shmproc.get_context(start_method)
+    shm_ctx = shmproc.get_context(start_method)
     here, there = Pipe()
-    child = started(ctx, support_queues.echo_connection, there, 2)
+    child = started(shm_ctx, support_queues.echo_connection, there, 2)
     there.close()
     for item in ("a", np.arange(4)):
         here.send(item)

@@ -4,9 +4,9 @@ import multiprocessing
 import multiprocessing.context
 
 import pytest
-
 import support_process as support
-from shmproc import context, process, synchronize
+
+from shmproc import context, synchronize
 
 DEFAULT = context._default_context
 METHODS = ("fork", "spawn", "forkserver")
@@ -60,21 +60,21 @@ class TestContextApi:
         assert context.assert_spawning is multiprocessing.context.assert_spawning
 
     def test_process_classes(self):
-        assert DEFAULT.Process is process.Process
-        assert DEFAULT.get_context("fork").Process is process.ForkProcess
-        assert DEFAULT.get_context("spawn").Process is process.SpawnProcess
-        assert DEFAULT.get_context("forkserver").Process is process.ForkServerProcess
-        assert issubclass(process.Process, multiprocessing.process.BaseProcess)
+        assert DEFAULT.Process is context.Process
+        assert DEFAULT.get_context("fork").Process is context.ForkProcess
+        assert DEFAULT.get_context("spawn").Process is context.SpawnProcess
+        assert DEFAULT.get_context("forkserver").Process is context.ForkServerProcess
+        assert issubclass(context.Process, multiprocessing.process.BaseProcess)
 
     def test_primitives_are_shmprocs(self):
-        ctx = DEFAULT.get_context("spawn")
-        assert isinstance(ctx.Lock(), synchronize.Lock)
-        assert isinstance(ctx.RLock(), synchronize.RLock)
-        assert isinstance(ctx.Semaphore(2), synchronize.Semaphore)
-        assert isinstance(ctx.BoundedSemaphore(2), synchronize.BoundedSemaphore)
-        assert isinstance(ctx.Event(), synchronize.Event)
-        assert isinstance(ctx.Condition(), synchronize.Condition)
-        assert isinstance(ctx.Barrier(2), synchronize.Barrier)
+        shm_ctx = DEFAULT.get_context("spawn")
+        assert isinstance(shm_ctx.Lock(), synchronize.Lock)
+        assert isinstance(shm_ctx.RLock(), synchronize.RLock)
+        assert isinstance(shm_ctx.Semaphore(2), synchronize.Semaphore)
+        assert isinstance(shm_ctx.BoundedSemaphore(2), synchronize.BoundedSemaphore)
+        assert isinstance(shm_ctx.Event(), synchronize.Event)
+        assert isinstance(shm_ctx.Condition(), synchronize.Condition)
+        assert isinstance(shm_ctx.Barrier(2), synchronize.Barrier)
 
     def test_queues_and_pipes_work(self):
         queue = DEFAULT.Queue()
@@ -112,10 +112,10 @@ class TestStartMethods:
     def test_get_context(self):
         assert DEFAULT.get_context() is DEFAULT.get_context(DEFAULT.get_start_method())
         for method in METHODS:
-            ctx = DEFAULT.get_context(method)
-            assert ctx.get_start_method() == method
-            assert ctx.get_context() is ctx
-            assert ctx.get_context("spawn") is DEFAULT.get_context("spawn")
+            shm_ctx = DEFAULT.get_context(method)
+            assert shm_ctx.get_start_method() == method
+            assert shm_ctx.get_context() is shm_ctx
+            assert shm_ctx.get_context("spawn") is DEFAULT.get_context("spawn")
         with pytest.raises(ValueError, match="cannot find context"):
             DEFAULT.get_context("teleport")
 
@@ -153,7 +153,7 @@ class TestStartMethods:
         assert reader.recv() == method
         p.join(10)
         assert p.exitcode == 0
-        assert isinstance(p, process.Process)
+        assert isinstance(p, context.Process)
 
     @pytest.mark.parametrize("method", METHODS)
     def test_child_of_a_concrete_context_defaults_to_its_method(self, fresh_default, method):

@@ -7,7 +7,6 @@ import re
 import struct
 
 import pytest
-
 import support_asv
 import support_dashboard
 

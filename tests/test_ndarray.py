@@ -6,12 +6,11 @@ from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 import pytest
+import support_sharedctypes as support
+from support_sharedctypes import JOIN, finish, run
 
 import shmproc.ndarray as shared
 from shmproc.ndarray import SharedNDArray
-
-import support_sharedctypes as support
-from support_sharedctypes import JOIN, finish, run
 
 
 def roundtrip(array):

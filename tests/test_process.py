@@ -12,8 +12,8 @@ import time
 
 import psutil
 import pytest
-
 import support_process as support
+
 from shmproc import context, parent_death, process
 from shmproc.process import ProcessStateError
 
@@ -22,34 +22,34 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(params=METHODS)
-def ctx(request):
+def shm_ctx(request):
     return context._default_context.get_context(request.param)
 
 
 @pytest.fixture(params=("fork", "spawn"))
-def ctx_fork_spawn(request):
+def shm_ctx_fork_spawn(request):
     return context._default_context.get_context(request.param)
 
 
-def run(ctx, target, *args, timeout=30, **kwargs):
-    p = ctx.Process(target=target, args=args, kwargs=kwargs)
+def run(shm_ctx, target, *args, timeout=30, **kwargs):
+    p = shm_ctx.Process(target=target, args=args, kwargs=kwargs)
     p.start()
     p.join(timeout)
     assert p.exitcode is not None, f"{p} did not end within {timeout} s"
     return p
 
 
-def run_async(ctx, target, *args):
-    p = ctx.Process(target=target, args=args)
+def run_async(shm_ctx, target, *args):
+    p = shm_ctx.Process(target=target, args=args)
     p.start()
     return p
 
 
-def receive(ctx, target, *args, timeout=30):
+def receive(shm_ctx, target, *args, timeout=30):
     """Run target(conn, *args) in a child and return what it sent (through multiprocessing's Pipe:
     the process is under test here, not the pipe)."""
     reader, writer = multiprocessing.Pipe(duplex=False)
-    p = ctx.Process(target=target, args=(writer, *args))
+    p = shm_ctx.Process(target=target, args=(writer, *args))
     p.start()
     writer.close()
     try:
@@ -60,9 +60,9 @@ def receive(ctx, target, *args, timeout=30):
         reader.close()
 
 
-def check_sentinel_then_terminate(ctx):
+def check_sentinel_then_terminate(shm_ctx):
     """The sentinel is not ready while the child runs, is after terminate(); returns the process."""
-    p = ctx.Process(target=support.sleep_for, args=(30,))
+    p = shm_ctx.Process(target=support.sleep_for, args=(30,))
     p.start()
     assert multiprocessing.connection.wait([p.sentinel], timeout=0) == []
     p.terminate()
@@ -74,64 +74,64 @@ def check_sentinel_then_terminate(ctx):
 
 class TestExitCodes:
 
-    def test_normal_return_is_zero(self, ctx):
-        assert run(ctx, support.do_nothing).exitcode == 0
+    def test_normal_return_is_zero(self, shm_ctx):
+        assert run(shm_ctx, support.do_nothing).exitcode == 0
 
     @pytest.mark.parametrize("code, expected", [(0, 0), (3, 3), (None, 0), (255, 255)])
-    def test_sys_exit_code(self, ctx, code, expected):
-        assert run(ctx, support.exit_with, code).exitcode == expected
+    def test_sys_exit_code(self, shm_ctx, code, expected):
+        assert run(shm_ctx, support.exit_with, code).exitcode == expected
 
     # A forkserver child writes to the stderr the fork server was started with (by whichever test
     # came first), so what it prints is checked under fork and spawn only.
 
-    def test_sys_exit_message_goes_to_stderr_and_gives_one(self, ctx, capfd):
-        assert run(ctx, support.exit_with, "leaving now").exitcode == 1
-        if ctx.get_start_method() != "forkserver":
+    def test_sys_exit_message_goes_to_stderr_and_gives_one(self, shm_ctx, capfd):
+        assert run(shm_ctx, support.exit_with, "leaving now").exitcode == 1
+        if shm_ctx.get_start_method() != "forkserver":
             assert "leaving now" in capfd.readouterr().err
 
-    def test_exception_prints_traceback_and_gives_one(self, ctx, capfd):
-        p = run(ctx, support.raise_value_error)
+    def test_exception_prints_traceback_and_gives_one(self, shm_ctx, capfd):
+        p = run(shm_ctx, support.raise_value_error)
         assert p.exitcode == 1
-        if ctx.get_start_method() != "forkserver":
+        if shm_ctx.get_start_method() != "forkserver":
             err = capfd.readouterr().err
             assert f"Process {p.name}:" in err
             assert "Traceback" in err and "ValueError: raised in the child on purpose" in err
 
-    def test_terminate_gives_minus_sigterm(self, ctx):
-        p = ctx.Process(target=support.sleep_for, args=(30,))
+    def test_terminate_gives_minus_sigterm(self, shm_ctx):
+        p = shm_ctx.Process(target=support.sleep_for, args=(30,))
         p.start()
         p.terminate()
         p.join(10)
         assert p.exitcode == -signal.SIGTERM
         assert "exitcode=-SIGTERM" in repr(p)
 
-    def test_kill_gives_minus_sigkill(self, ctx):
-        p = ctx.Process(target=support.sleep_for, args=(30,))
+    def test_kill_gives_minus_sigkill(self, shm_ctx):
+        p = shm_ctx.Process(target=support.sleep_for, args=(30,))
         p.start()
         p.kill()
         p.join(10)
         assert p.exitcode == -signal.SIGKILL
 
-    def test_terminate_after_exit_is_harmless(self, ctx):
-        p = run(ctx, support.do_nothing)
+    def test_terminate_after_exit_is_harmless(self, shm_ctx):
+        p = run(shm_ctx, support.do_nothing)
         p.terminate()
         p.kill()
         assert p.exitcode == 0
 
-    def test_child_waits_for_its_non_daemonic_threads(self, ctx_fork_spawn):
+    def test_child_waits_for_its_non_daemonic_threads(self, shm_ctx_fork_spawn):
         started = time.monotonic()
-        p = run(ctx_fork_spawn, support.sleep_in_thread_then_exit, 0.3)
+        p = run(shm_ctx_fork_spawn, support.sleep_in_thread_then_exit, 0.3)
         assert p.exitcode == 0
         assert time.monotonic() - started >= 0.3
 
 
 class TestAttributes:
 
-    def test_identity_seen_from_both_sides(self, ctx):
-        p, seen = receive(ctx, support.report_identity)
+    def test_identity_seen_from_both_sides(self, shm_ctx):
+        p, seen = receive(shm_ctx, support.report_identity)
         assert p.exitcode == 0
         assert seen["pid"] == p.pid == p.ident
-        assert seen["ppid"] == os.getpid() or ctx.get_start_method() == "forkserver"
+        assert seen["ppid"] == os.getpid() or shm_ctx.get_start_method() == "forkserver"
         assert seen["name"] == p.name
         assert seen["ident"] == p.pid
         assert seen["authkey"] == bytes(p.authkey) == bytes(multiprocessing.current_process().authkey)
@@ -141,11 +141,11 @@ class TestAttributes:
         assert seen["children"] == 0
         assert seen["stdin_closed_or_devnull"]
 
-    def test_names_and_repr(self, ctx):
-        p = ctx.Process(target=support.do_nothing)
+    def test_names_and_repr(self, shm_ctx):
+        p = shm_ctx.Process(target=support.do_nothing)
         assert p.name.startswith(type(p).__name__ + "-")
         assert "initial" in repr(p)
-        named = ctx.Process(target=support.do_nothing, name="worker")
+        named = shm_ctx.Process(target=support.do_nothing, name="worker")
         assert named.name == "worker"
         named.name = "renamed"
         assert named.name == "renamed"
@@ -153,17 +153,17 @@ class TestAttributes:
         named.join(10)
         assert "stopped" in repr(named) and "renamed" in repr(named)
 
-    def test_pid_and_exitcode_before_start(self, ctx):
-        p = ctx.Process(target=support.do_nothing)
+    def test_pid_and_exitcode_before_start(self, shm_ctx):
+        p = shm_ctx.Process(target=support.do_nothing)
         assert p.pid is None and p.ident is None and p.exitcode is None
         assert not p.is_alive()
         with pytest.raises(ValueError, match="not started"):
             p.sentinel
 
-    def test_daemon_flag(self, ctx):
-        p = ctx.Process(target=support.do_nothing, daemon=True)
+    def test_daemon_flag(self, shm_ctx):
+        p = shm_ctx.Process(target=support.do_nothing, daemon=True)
         assert p.daemon is True
-        p2 = ctx.Process(target=support.do_nothing)
+        p2 = shm_ctx.Process(target=support.do_nothing)
         assert p2.daemon is False
         p2.daemon = True
         assert p2.daemon
@@ -172,9 +172,9 @@ class TestAttributes:
             p2.daemon = False
         p2.join(10)
 
-    def test_daemon_and_authkey_are_each_process_own(self, ctx):
-        first = ctx.Process(target=support.do_nothing)
-        second = ctx.Process(target=support.do_nothing)
+    def test_daemon_and_authkey_are_each_process_own(self, shm_ctx):
+        first = shm_ctx.Process(target=support.do_nothing)
+        second = shm_ctx.Process(target=support.do_nothing)
         first.daemon = True
         first.authkey = b"first key"
         assert first.daemon and bytes(first.authkey) == b"first key"
@@ -183,37 +183,37 @@ class TestAttributes:
         assert bytes(second.authkey) == bytes(multiprocessing.current_process().authkey)
         assert bytes(multiprocessing.current_process().authkey) != b"first key"
 
-    def test_default_names_follow_multiprocessing(self, ctx):
-        p = ctx.Process(target=support.do_nothing)
+    def test_default_names_follow_multiprocessing(self, shm_ctx):
+        p = shm_ctx.Process(target=support.do_nothing)
         assert p.name == f"{type(p).__name__}-{p._identity[0]}"
         assert p._name == p.name and repr(p).startswith(f"<{type(p).__name__} name='{p.name}'")
 
-    def test_daemon_seen_in_child(self, ctx):
+    def test_daemon_seen_in_child(self, shm_ctx):
         reader, writer = multiprocessing.Pipe(duplex=False)
-        p = ctx.Process(target=support.report_identity, args=(writer,), daemon=True)
+        p = shm_ctx.Process(target=support.report_identity, args=(writer,), daemon=True)
         p.start()
         writer.close()
         assert reader.poll(30)
         assert reader.recv()["daemon"] is True
         p.join(10)
 
-    def test_sentinel_works_with_connection_wait(self, ctx):
-        p = ctx.Process(target=support.sleep_for, args=(0.3,))
+    def test_sentinel_works_with_connection_wait(self, shm_ctx):
+        p = shm_ctx.Process(target=support.sleep_for, args=(0.3,))
         p.start()
         assert multiprocessing.connection.wait([p.sentinel], timeout=0) == []
         assert multiprocessing.connection.wait([p.sentinel], timeout=10) == [p.sentinel]
         p.join(10)
         assert p.exitcode == 0
 
-    def test_sentinel_asked_for_after_the_end_is_ready(self, ctx):
-        p = run(ctx, support.do_nothing)
+    def test_sentinel_asked_for_after_the_end_is_ready(self, shm_ctx):
+        p = run(shm_ctx, support.do_nothing)
         # (Not timeout=0: the fork server closes its end of the sentinel pipe just after it has
         # reported the exit status.)
         assert multiprocessing.connection.wait([p.sentinel], timeout=10) == [p.sentinel]
         assert p.sentinel == p.sentinel
 
-    def test_terminate_through_an_open_sentinel(self, ctx):
-        check_sentinel_then_terminate(ctx)
+    def test_terminate_through_an_open_sentinel(self, shm_ctx):
+        check_sentinel_then_terminate(shm_ctx)
 
     def test_join_with_timeout_when_children_are_reaped_by_the_system(self):
         # With SIGCHLD ignored the kernel reaps children itself: no exit status (as under
@@ -221,7 +221,7 @@ class TestAttributes:
         # neither fail nor wait out its timeout.
         previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
         try:
-            p = process.ForkProcess(target=support.do_nothing)
+            p = context.ForkProcess(target=support.do_nothing)
             p.start()
             time.sleep(0.2)
             started = time.monotonic()
@@ -233,16 +233,16 @@ class TestAttributes:
             # It would stay in multiprocessing's table of children forever (no status to read).
             multiprocessing.process._children.discard(p)
 
-    def test_is_alive(self, ctx):
-        p = ctx.Process(target=support.sleep_for, args=(30,))
+    def test_is_alive(self, shm_ctx):
+        p = shm_ctx.Process(target=support.sleep_for, args=(30,))
         p.start()
         assert p.is_alive()
         p.terminate()
         p.join(10)
         assert not p.is_alive()
 
-    def test_join_timeout_returns_while_running(self, ctx):
-        p = ctx.Process(target=support.sleep_for, args=(30,))
+    def test_join_timeout_returns_while_running(self, shm_ctx):
+        p = shm_ctx.Process(target=support.sleep_for, args=(30,))
         p.start()
         started = time.monotonic()
         p.join(0.2)
@@ -254,8 +254,8 @@ class TestAttributes:
         p.kill()
         p.join(10)
 
-    def test_active_children(self, ctx):
-        p = ctx.Process(target=support.sleep_for, args=(30,))
+    def test_active_children(self, shm_ctx):
+        p = shm_ctx.Process(target=support.sleep_for, args=(30,))
         p.start()
         assert p in multiprocessing.active_children()
         assert p in process.active_children()
@@ -267,13 +267,13 @@ class TestAttributes:
         assert process.current_process() is multiprocessing.current_process()
         assert process.parent_process() is multiprocessing.parent_process()
 
-    def test_grandchild_names_restart(self, ctx_fork_spawn):
-        p, (name, exitcode) = receive(ctx_fork_spawn, support.start_grandchild_and_report, "fork")
+    def test_grandchild_names_restart(self, shm_ctx_fork_spawn):
+        p, (name, exitcode) = receive(shm_ctx_fork_spawn, support.start_grandchild_and_report, "fork")
         assert exitcode == 0
         assert name == f"ForkProcess-{':'.join(map(str, p._identity))}:1"
 
-    def test_close_releases_the_sentinel(self, ctx):
-        p = run(ctx, support.do_nothing)
+    def test_close_releases_the_sentinel(self, shm_ctx):
+        p = run(shm_ctx, support.do_nothing)
         sentinel = p.sentinel
         p.close()
         with pytest.raises(ValueError):
@@ -281,12 +281,12 @@ class TestAttributes:
         with pytest.raises(ValueError):
             p.is_alive()
         p.close()   # twice is fine
-        if ctx.get_start_method() == "fork":
+        if shm_ctx.get_start_method() == "fork":
             with pytest.raises(OSError):
                 os.fstat(sentinel)
 
 
-class Doubler(process.ForkProcess):
+class Doubler(context.ForkProcess):
     def __init__(self, conn, value):
         super().__init__()
         self.conn = conn
@@ -297,7 +297,7 @@ class Doubler(process.ForkProcess):
         self.conn.close()
 
 
-class SpawnDoubler(process.SpawnProcess):
+class SpawnDoubler(context.SpawnProcess):
     run = Doubler.run
 
     def __init__(self, conn, value):
@@ -308,11 +308,11 @@ class SpawnDoubler(process.SpawnProcess):
 
 class TestTargets:
 
-    def test_args_and_kwargs(self, ctx):
-        _, (args, kwargs) = receive(ctx, support.send_args, 1, "two", [3])
+    def test_args_and_kwargs(self, shm_ctx):
+        _, (args, kwargs) = receive(shm_ctx, support.send_args, 1, "two", [3])
         assert args == (1, "two", [3]) and kwargs == {}
         reader, writer = multiprocessing.Pipe(duplex=False)
-        p = ctx.Process(target=support.send_args, args=(writer, 5), kwargs={"key": {"nested": 1}})
+        p = shm_ctx.Process(target=support.send_args, args=(writer, 5), kwargs={"key": {"nested": 1}})
         p.start()
         writer.close()
         assert reader.poll(30)
@@ -330,8 +330,8 @@ class TestTargets:
         p.join(10)
         assert p.exitcode == 0
 
-    def test_no_target_runs_nothing(self, ctx):
-        assert run(ctx, None).exitcode == 0
+    def test_no_target_runs_nothing(self, shm_ctx):
+        assert run(shm_ctx, None).exitcode == 0
 
     def test_target_closure_under_fork(self):
         box = []
@@ -346,8 +346,8 @@ class TestTargets:
 
 class TestBadInput:
 
-    def test_start_twice(self, ctx):
-        p = ctx.Process(target=support.do_nothing)
+    def test_start_twice(self, shm_ctx):
+        p = shm_ctx.Process(target=support.do_nothing)
         p.start()
         with pytest.raises(ProcessStateError, match="twice"):
             p.start()
@@ -360,8 +360,8 @@ class TestBadInput:
         p.join(10)
 
     def test_checks_survive_python_dash_o(self):
-        code = ("from shmproc import process\n"
-                "p = process.ForkProcess(target=int)\n"
+        code = ("from shmproc import context, process\n"
+                "p = context.ForkProcess(target=int)\n"
                 "try:\n"
                 "    p.join()\n"
                 "except process.ProcessStateError:\n"
@@ -370,12 +370,12 @@ class TestBadInput:
                                 text=True, timeout=60)
         assert result.stdout.strip() == "refused", result.stderr
 
-    def test_join_before_start(self, ctx):
+    def test_join_before_start(self, shm_ctx):
         with pytest.raises(ProcessStateError, match="started process"):
-            ctx.Process(target=support.do_nothing).join()
+            shm_ctx.Process(target=support.do_nothing).join()
 
-    def test_negative_join_timeout(self, ctx):
-        p = ctx.Process(target=support.sleep_for, args=(30,))
+    def test_negative_join_timeout(self, shm_ctx):
+        p = shm_ctx.Process(target=support.sleep_for, args=(30,))
         p.start()
         try:
             with pytest.raises(ValueError, match="non-negative"):
@@ -385,8 +385,8 @@ class TestBadInput:
             p.kill()
             p.join(10)
 
-    def test_close_while_running(self, ctx):
-        p = ctx.Process(target=support.sleep_for, args=(30,))
+    def test_close_while_running(self, shm_ctx):
+        p = shm_ctx.Process(target=support.sleep_for, args=(30,))
         p.start()
         try:
             with pytest.raises(ValueError, match="still running"):
@@ -396,21 +396,21 @@ class TestBadInput:
             p.join(10)
         p.close()
 
-    def test_start_after_close(self, ctx):
-        p = ctx.Process(target=support.do_nothing)
+    def test_start_after_close(self, shm_ctx):
+        p = shm_ctx.Process(target=support.do_nothing)
         p.close()
         with pytest.raises(ValueError, match="closed"):
             p.start()
 
-    def test_group_must_be_none(self, ctx):
+    def test_group_must_be_none(self, shm_ctx):
         with pytest.raises(ValueError, match="group"):
-            ctx.Process(group="workers", target=support.do_nothing)
+            shm_ctx.Process(group="workers", target=support.do_nothing)
 
     @pytest.mark.parametrize("method", ["spawn", "forkserver"])
     def test_unpicklable_target_fails_in_start(self, method):
-        ctx = context._default_context.get_context(method)
+        shm_ctx = context._default_context.get_context(method)
         before = set(multiprocessing.active_children())
-        p = ctx.Process(target=lambda: None, name="unpicklable")
+        p = shm_ctx.Process(target=lambda: None, name="unpicklable")
         with pytest.raises(pickle.PicklingError, match="'unpicklable'.*must be picklable") as info:
             p.start()
         assert info.value.__cause__ is not None
@@ -418,14 +418,14 @@ class TestBadInput:
         assert set(multiprocessing.active_children()) == before
 
     def test_unpicklable_argument_fails_in_start(self):
-        ctx = context._default_context.get_context("spawn")
-        p = ctx.Process(target=support.send_args, args=(threading.Lock(),))
+        shm_ctx = context._default_context.get_context("spawn")
+        p = shm_ctx.Process(target=support.send_args, args=(threading.Lock(),))
         with pytest.raises(pickle.PicklingError, match="must be picklable"):
             p.start()
         assert p.pid is None
 
     def test_join_from_another_process_is_refused(self):
-        p = process.ForkProcess(target=support.do_nothing)
+        p = context.ForkProcess(target=support.do_nothing)
         p.start()
         p.join(10)
         p._parent_pid = -1
@@ -437,47 +437,47 @@ class TestBadInput:
 class TestSharedObjects:
     """shmproc's objects handed to a shmproc child as arguments, under every start method."""
 
-    def test_synchronization_primitives(self, ctx):
-        lock, event, done = ctx.Lock(), ctx.Event(), ctx.Event()
-        semaphore = ctx.Semaphore(1)
-        p = ctx.Process(target=support.use_primitives, args=(lock, event, semaphore, done))
+    def test_synchronization_primitives(self, shm_ctx):
+        lock, event, done = shm_ctx.Lock(), shm_ctx.Event(), shm_ctx.Event()
+        semaphore = shm_ctx.Semaphore(1)
+        p = shm_ctx.Process(target=support.use_primitives, args=(lock, event, semaphore, done))
         p.start()
         event.set()
         assert done.wait(30)
         p.join(10)
         assert p.exitcode == 0
 
-    def test_reentrant_lock_condition_barrier(self, ctx):
-        rlock, condition, barrier = ctx.RLock(), ctx.Condition(), ctx.Barrier(2, timeout=30)
-        p = run_async(ctx, support.use_more_primitives, rlock, condition, barrier)
+    def test_reentrant_lock_condition_barrier(self, shm_ctx):
+        rlock, condition, barrier = shm_ctx.RLock(), shm_ctx.Condition(), shm_ctx.Barrier(2, timeout=30)
+        p = run_async(shm_ctx, support.use_more_primitives, rlock, condition, barrier)
         assert barrier.wait() in (0, 1)
         p.join(30)
         assert p.exitcode == 0
 
-    def test_value_and_array(self, ctx):
-        value = ctx.Value("i", 41)
-        array = ctx.Array("d", [1.0, 2.0, 3.0])
-        p = run(ctx, support.bump_shared, value, array)
+    def test_value_and_array(self, shm_ctx):
+        value = shm_ctx.Value("i", 41)
+        array = shm_ctx.Array("d", [1.0, 2.0, 3.0])
+        p = run(shm_ctx, support.bump_shared, value, array)
         assert p.exitcode == 0
         assert value.value == 42
         assert list(array) == [-1.0, -2.0, -3.0]
 
 
-    def test_queue_and_pipe(self, ctx):
-        queue = ctx.Queue()
-        reader, writer = ctx.Pipe(duplex=False)
-        p = run_async(ctx, support.echo_through, queue, writer)
+    def test_queue_and_pipe(self, shm_ctx):
+        queue = shm_ctx.Queue()
+        reader, writer = shm_ctx.Pipe(duplex=False)
+        p = run_async(shm_ctx, support.echo_through, queue, writer)
         queue.put({"item": 1})
         assert reader.poll(30)
         assert reader.recv() == {"item": 1}
         p.join(30)
         assert p.exitcode == 0
 
-    def test_shared_ndarray_by_reference(self, ctx):
+    def test_shared_ndarray_by_reference(self, shm_ctx):
         ndarray = pytest.importorskip("shmproc.ndarray")
         array = ndarray.zeros((4, 3))
         array[:] = 1.5
-        p = run(ctx, support.negate_in_place, array[1:3])
+        p = run(shm_ctx, support.negate_in_place, array[1:3])
         assert p.exitcode == 0
         assert array[0].tolist() == [1.5] * 3 and array[3].tolist() == [1.5] * 3
         assert array[1:3].tolist() == [[-1.5] * 3] * 2
@@ -489,12 +489,12 @@ class TestLogging:
         assert context._default_context.get_logger() is multiprocessing.get_logger()
         assert context._default_context.get_logger().name == "multiprocessing"
 
-    def test_log_to_stderr_shows_child_messages(self, ctx_fork_spawn, capfd):
+    def test_log_to_stderr_shows_child_messages(self, shm_ctx_fork_spawn, capfd):
         logger = context._default_context.log_to_stderr(logging.INFO)
         handler = logger.handlers[-1]
         try:
             assert logger.level == logging.INFO
-            p = run(ctx_fork_spawn, support.log_something)
+            p = run(shm_ctx_fork_spawn, support.log_something)
             assert p.exitcode == 0
             err = capfd.readouterr().err
             assert f"[INFO/{p.name}] hello from the child" in err
@@ -589,7 +589,7 @@ class TestLifetime:
     def test_child_forked_from_a_finished_thread_survives_it(self):
         # PR_SET_PDEATHSIG fires when the forking *thread* ends: a child started from a
         # short-lived thread must not die with that thread.
-        p = process.ForkProcess(target=support.sleep_for, args=(1,))
+        p = context.ForkProcess(target=support.sleep_for, args=(1,))
         starter = threading.Thread(target=p.start)
         starter.start()
         starter.join(10)
@@ -603,13 +603,13 @@ class TestThreads:
 
     @pytest.mark.parametrize("method", ["fork", "spawn"])
     def test_processes_started_from_several_threads_at_once(self, method):
-        ctx = context._default_context.get_context(method)
+        shm_ctx = context._default_context.get_context(method)
         rounds = 5 if method == "fork" else 1
         exitcodes = []
 
         def start_and_join():
             for _ in range(rounds):
-                p = ctx.Process(target=support.exit_with, args=(4,))
+                p = shm_ctx.Process(target=support.exit_with, args=(4,))
                 p.start()
                 p.join(30)
                 exitcodes.append(p.exitcode)
@@ -631,10 +631,10 @@ class TestWithoutPidfds:
         monkeypatch.setattr(popen_fork, "HAVE_PIDFD", False)
 
     def test_lifecycle(self):
-        ctx = context._default_context.get_context("fork")
-        p, seen = receive(ctx, support.report_identity)
+        shm_ctx = context._default_context.get_context("fork")
+        p, seen = receive(shm_ctx, support.report_identity)
         assert p.exitcode == 0 and seen["parent_alive"] and seen["pid"] == p.pid
-        check_sentinel_then_terminate(ctx).close()
+        check_sentinel_then_terminate(shm_ctx).close()
 
 
 class TestDescriptorsClosedBehindOurBack:
@@ -642,14 +642,14 @@ class TestDescriptorsClosedBehindOurBack:
     descriptors it does not own (daemonizing, say) must not make a child read some other file."""
 
     def test_children_still_get_dev_null_and_a_parent_sentinel(self):
-        ctx = context._default_context.get_context("fork")
-        assert run(ctx, support.do_nothing).exitcode == 0
+        shm_ctx = context._default_context.get_context("fork")
+        assert run(shm_ctx, support.do_nothing).exitcode == 0
         inherited = process._fork_inheritance
         os.close(inherited.stdin_fd)
         os.close(inherited.sentinel)
         reused = [os.open(__file__, os.O_RDONLY) for _ in range(2)]   # take the numbers back
         try:
-            _, (stdin_is_dev_null, parent_alive) = receive(ctx, support.report_stdin_and_parent)
+            _, (stdin_is_dev_null, parent_alive) = receive(shm_ctx, support.report_stdin_and_parent)
             assert stdin_is_dev_null and parent_alive
             assert process._fork_inheritance is not inherited
         finally:
@@ -665,11 +665,11 @@ class TestSetExecutable:
         wrapper = tmp_path / "python-wrapper"
         wrapper.write_text(f'#!/bin/sh\necho used > "{marker}"\nexec "{sys.executable}" "$@"\n')
         wrapper.chmod(0o755)
-        ctx = context._default_context.get_context("spawn")
+        shm_ctx = context._default_context.get_context("spawn")
         previous = spawn.get_executable()
-        ctx.set_executable(str(wrapper))
+        shm_ctx.set_executable(str(wrapper))
         try:
-            assert run(ctx, support.do_nothing).exitcode == 0
+            assert run(shm_ctx, support.do_nothing).exitcode == 0
         finally:
-            ctx.set_executable(previous)
+            shm_ctx.set_executable(previous)
         assert marker.read_text().strip() == "used"

@@ -16,15 +16,15 @@ import time
 
 import numpy as np
 import pytest
+import support_queues
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-import support
-import support_queues
 from support_queues import joined, started
-from test_segments import shm_directory_on_tmpfs
-from shmproc.queues import Empty, Full, JoinableQueue, Queue, SimpleQueue, TaskLostError
+from support_segments import mounted_tmpfs, shm_directory_on_tmpfs
+
+from shmproc import _core
+from shmproc.queues import JoinableQueue, Queue, SimpleQueue, TaskLostError
 
 JOIN_TIMEOUT = 30
 
@@ -140,6 +140,35 @@ def test_negative_timeout_is_an_error():
     q = Queue()
     with pytest.raises(ValueError):
         q.get(timeout=-1)
+
+
+def test_a_queue_shows_only_the_api_and_multiprocessings_private_names():
+    # The core's internals (ring, handles, test hooks) are not on the public queue.
+    for q in (Queue(), SimpleQueue(), JoinableQueue()):
+        private = {name for name in dir(q) if name.startswith("_") and not name.startswith("__")}
+        assert private == {"_reader", "_closed"}
+        q.close()
+
+
+def test_the_core_types_refuse_bare_construction():
+    with pytest.raises(TypeError):
+        _core.Ring()
+    with pytest.raises(TypeError):
+        _core.ConnectionEnd()
+    with pytest.raises(ValueError, match="not made by Pipe"):
+        _core.ConnectionEnd.__new__(_core.ConnectionEnd).recv()
+
+
+def test_a_queue_subclass_that_skips_init_raises_instead_of_touching_memory():
+    class Skipping(Queue):
+        def __init__(self):
+            pass
+
+    q = Skipping()
+    for call in (lambda: q.put(1), q.get_nowait, q.qsize, q.empty, q.full, lambda: pickle.dumps(q)):
+        with pytest.raises(ValueError, match="never opened"):
+            call()
+    q.close()
 
 
 # -- beyond multiprocessing: batches, sizes, errors in the caller ---------------------------------
@@ -258,28 +287,28 @@ def test_growth_is_given_back_once_readers_catch_up():
     Measured as the kernel counts them (st_blocks)."""
     window = 1 << 16
     q = Queue(capacity=window)
-    reserved, allocated = q._memory()
+    reserved, allocated = _core.debug_ring_memory(q)
     assert reserved == window
     base = allocated
     records = [b"%08d" % i + b"x" * 92 for i in range(50_000)]     # ~6 MB of records
     q.put_many(records)
-    reserved, allocated = q._memory()
+    reserved, allocated = _core.debug_ring_memory(q)
     assert reserved > 5_000_000 and allocated - base > 5_000_000
     assert q.get_many(50_000, timeout=5) == records
-    reserved, allocated = q._memory()                               # drained: no put needed
+    reserved, allocated = _core.debug_ring_memory(q)          # drained: no put needed
     assert reserved <= window and allocated - base <= window + 4096
     q.put_many(records[:30_000])                                    # grows again, partly read,
     assert q.get_many(20_000, timeout=5) == records[:20_000]
-    assert q._memory()[0] > 3_000_000
+    assert _core.debug_ring_memory(q)[0] > 3_000_000
     q.put_many(range(1_000))                                        # then wraps to the start
     assert q.get_many(10_000, timeout=5) == records[20_000:30_000]
     assert q.get_many(1_000, timeout=5) == list(range(1_000))       # drained inside the window
-    reserved, allocated = q._memory()
+    reserved, allocated = _core.debug_ring_memory(q)
     assert reserved <= window and allocated - base <= window + 4096
-    for round in range(3):                                          # past the window and back
+    for _ in range(3):                                          # past the window and back
         q.put_many(range(5_000))
     assert q.get_many(15_000, timeout=5) == list(range(5_000)) * 3
-    reserved, allocated = q._memory()
+    reserved, allocated = _core.debug_ring_memory(q)
     assert reserved <= 2 * window and allocated - base <= 2 * window
 
 
@@ -319,7 +348,7 @@ def test_readers_that_lag_and_stop_at_random_lose_nothing():
     q = Queue(capacity=1 << 12)
     expected = collections.deque()
     counter = 0
-    for step in range(400):
+    for _ in range(400):
         burst = [(counter + i) if rng.random() < 0.7 else b"z" * rng.randrange(1, 900)
                  for i in range(rng.choice((1, 10, 100, 1_000)))]
         counter += len(burst)
@@ -330,16 +359,16 @@ def test_readers_that_lag_and_stop_at_random_lose_nothing():
             assert q.get_many(take, timeout=5) == [expected.popleft() for _ in range(take)]
         assert q.qsize() == len(expected)
     assert q.get_many(len(expected) + 1, timeout=5) == list(expected)
-    for i in range(20):                                   # wraps with the ring drained: trimmed
+    for _ in range(20):                                   # wraps with the ring drained: trimmed
         q.put(b"w" * 1_000)
         assert q.get(timeout=5) == b"w" * 1_000
-    assert q._memory()[0] <= 2 * 4096
+    assert _core.debug_ring_memory(q)[0] <= 2 * 4096
 
 
 def test_bounded_by_maxsize_not_by_bytes():
     """Queue(maxsize) blocks at maxsize messages, not when its window's bytes run out."""
     q = Queue(1000, capacity=1 << 12)
-    for i in range(1000):
+    for _ in range(1000):
         q.put_nowait(b"y" * 200)
     with pytest.raises(queue.Full):
         q.put_nowait(b"y")
@@ -349,7 +378,7 @@ def test_bounded_by_maxsize_not_by_bytes():
 def test_full_shared_memory_is_an_error_in_put_and_loses_nothing(monkeypatch):
     """Growth that /dev/shm cannot hold raises OSError(ENOSPC) in put(), never SIGBUS; what was put
     before is intact, and the queue works on once drained."""
-    with support.mounted_tmpfs("1m") as path:
+    with mounted_tmpfs("1m") as path:
         if path is None:
             pytest.skip("cannot mount a tmpfs here (not root?)")
         monkeypatch.setenv("SHMPROC_SHM_DIR", path)
@@ -647,9 +676,9 @@ def test_shmproc_processes_under_every_start_method(start_method):
     """Queues reach children started by shmproc's own Process, forkserver included; the parent
     drops its queue objects right after start(), as programs do."""
     import shmproc
-    ctx = shmproc.get_context(start_method)
-    q, results = ctx.Queue(), ctx.Queue()
-    child = started(ctx, support_queues.get_and_report, q, results, 3, JOIN_TIMEOUT)
+    shm_ctx = shmproc.get_context(start_method)
+    q, results = shm_ctx.Queue(), shm_ctx.Queue()
+    child = started(shm_ctx, support_queues.get_and_report, q, results, 3, JOIN_TIMEOUT)
     q.put_many([1, "two", np.arange(3.0)])
     got = [results.get(timeout=JOIN_TIMEOUT) for _ in range(3)]
     assert got[:2] == [1, "two"] and np.array_equal(got[2], np.arange(3.0))

@@ -1,5 +1,4 @@
 """Shared-memory segments: privacy, lifetime across SIGKILL, and a clear error when memory runs out."""
-import contextlib
 import errno
 import os
 import signal
@@ -9,11 +8,10 @@ import sys
 import time
 
 import pytest
+import support_segments
+from support_segments import mounted_tmpfs, shm_directory_on_tmpfs
 
 from shmproc._core import Block, Segment, allocate, shm_directory
-
-import support
-from support import mounted_tmpfs
 
 MB = 1 << 20
 JOIN = 20
@@ -67,17 +65,6 @@ def test_absurd_size_is_refused():
         Segment.create(1 << 60)
 
 
-@contextlib.contextmanager
-def shm_directory_on_tmpfs(monkeypatch, size):
-    """Segments (and queues) made meanwhile live on a tmpfs of that size; where none can be
-    mounted, the test is skipped."""
-    with mounted_tmpfs(size) as path:
-        if path is None:
-            pytest.skip("cannot mount a tmpfs here (not root?)")
-        monkeypatch.setenv("SHMPROC_SHM_DIR", path)
-        yield path
-
-
 @pytest.fixture
 def tiny_tmpfs(monkeypatch):
     with shm_directory_on_tmpfs(monkeypatch, "1m") as path:
@@ -114,7 +101,7 @@ def test_full_filesystem_is_an_error_not_sigbus(tiny_tmpfs):
 def test_block_round_trips_through_another_process(ctx):
     block = allocate(256)
     ready = ctx.Event()
-    p = ctx.Process(target=support.attach_and_sleep, args=(block.handle(), ready))
+    p = ctx.Process(target=support_segments.attach_and_sleep, args=(block.handle(), ready))
     p.start()
     try:
         assert ready.wait(JOIN)
@@ -146,7 +133,7 @@ def test_attach_checks_the_segment_identity():
 def test_memory_is_returned_when_the_creator_is_killed(ctx, private_shm):
     used = shm_used_bytes()
     ready = ctx.Event()
-    p = ctx.Process(target=support.create_segment_then_die, args=(64 * MB, ready))
+    p = ctx.Process(target=support_segments.create_segment_then_die, args=(64 * MB, ready))
     p.start()
     assert ready.wait(JOIN)
     p.join(JOIN)
@@ -161,13 +148,13 @@ def test_memory_lives_while_any_process_of_the_tree_maps_it_then_is_freed(ctx, p
     script = (
         "import os, sys, time, multiprocessing as mp\n"
         "sys.path.insert(0, %r)\n"
-        "import support\n"
+        "import support_segments\n"
         "from shmproc._core import allocate\n"
         "if __name__ == '__main__':\n"
         "    ctx = mp.get_context(%r)\n"
         "    block = allocate(64 << 20)\n"
         "    ready = ctx.Event()\n"
-        "    child = ctx.Process(target=support.attach_and_sleep, args=(block.handle(), ready))\n"
+        "    child = ctx.Process(target=support_segments.attach_and_sleep, args=(block.handle(), ready))\n"
         "    child.start()\n"
         "    ready.wait(20)\n"
         "    print(child.pid, flush=True)\n"

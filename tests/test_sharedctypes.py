@@ -8,16 +8,15 @@ from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+import support_sharedctypes as support
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support_sharedctypes import JOIN, finish, run
 
 import shmproc
 import shmproc.synchronize
 from shmproc import sharedctypes
 from shmproc.sharedctypes import Array, RawArray, RawValue, Value
-
-import support_sharedctypes as support
-from support_sharedctypes import JOIN, finish, run
-
 
 INTEGER_TYPECODES = "bBhHiIlLqQ"
 TYPECODES = INTEGER_TYPECODES + "fdcu"

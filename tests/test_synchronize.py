@@ -7,11 +7,10 @@ import time
 
 import numpy as np
 import pytest
+import support_synchronize as support
 
 import shmproc
 from shmproc._core import allocate
-
-import support
 
 JOIN = 20  # seconds: a generous bound on any child that should finish
 

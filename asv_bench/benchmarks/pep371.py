@@ -1,11 +1,13 @@
 """PEP 371's tables: each workload run N times serially, in N threads and in N processes (with
-multiprocessing and with shmproc), N = 1, 2, 4, 8. The workloads are those of shmproc.bench.workloads, the
-same that `python -m shmproc bench` runs, at their short sizes so that every commit can be measured.
+multiprocessing and with shmproc), N = 1, 2, 4, 8. The workloads and their runner have one home,
+shmproc/bench/ (what `python -m shmproc bench` runs), loaded from this checkout (common.checkout_bench)
+so that an old commit is measured with today's workloads; at their short sizes, so that every commit
+can be measured.
 """
-from shmproc.bench import runner
-from shmproc.bench.workloads import WORKLOADS
+from .common import checkout_bench, side_by_side_ratio
 
-from .common import side_by_side_ratio
+runner = checkout_bench("runner")
+WORKLOADS = checkout_bench("workloads").WORKLOADS
 
 WORKERS = [1, 2, 4, 8]
 SIZE = "short"

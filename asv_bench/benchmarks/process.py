@@ -1,11 +1,11 @@
 """Process start + join of an empty target, multiprocessing against shmproc, per start method:
-PEP 371's first row, and issue 4's targets (fork at least 1.2x faster; spawn and forkserver no
-slower). `asv_bench/compare_process.py` prints the same figures without asv.
+PEP 371's first row, and the targets of docs/process.md (fork at least 1.2x faster; spawn and
+forkserver no slower). `asv_bench/compare_process.py` prints the same figures without asv.
 """
 import os
 import time
 
-from .common import side_by_side_ratio
+from .common import checkout_bench, side_by_side_ratio
 
 START_METHODS = ["fork", "forkserver", "spawn"]
 IMPLEMENTATIONS = ["multiprocessing", "shmproc"]
@@ -13,11 +13,7 @@ IMPLEMENTATIONS = ["multiprocessing", "shmproc"]
 
 def context_of(implementation, start_method):
     """The context whose Process is timed; NotImplementedError (asv: skipped) if shmproc lacks it."""
-    try:
-        from shmproc.bench.runner import process_context
-    except ImportError:
-        raise NotImplementedError("shmproc.bench.runner is not available in this version") from None
-    return process_context(implementation, start_method)
+    return checkout_bench("runner").process_context(implementation, start_method)
 
 
 def start_join(ctx):

@@ -1,11 +1,64 @@
 """shmproc.sharedctypes against multiprocessing.sharedctypes: `.value`, indexing, the locked
-increment that multiprocessing's documentation shows, shmproc's atomics, and issue 2's counter
-targets at full size (2 processes x 200,000). `asv_bench/compare_sharedctypes.py` prints the same
-figures without asv. (synchronize.py's SharedCounter times the small 2 x 5000 variant.)
+increment that multiprocessing's documentation shows, shmproc's atomics, and the two counter targets
+of docs/sharedctypes.md at full size (2 processes x 200,000). The counting workload is defined here
+and only here; `asv_bench/compare_sharedctypes.py` imports it and prints the same figures without
+asv. (synchronize.py's SharedCounter times the small 2 x 5000 variant.)
+
+Processes for both libraries are started the same way (multiprocessing's fork context) so only the
+shared object differs; counting children are pinned one per core (common.py).
 """
-from .common import FORK, LIBRARIES, side_by_side_ratio
+import time
+
+from .common import FORK, LIBRARIES, placed, placement, running, side_by_side_ratio
 
 CALLS = 1000
+
+
+COUNTER_WAYS = ("locked += 1", "with v: += 1", "fetch_add(1)")
+
+
+def increment(value, times, way):
+    """The loop a user writes: multiprocessing's documented `with v.get_lock(): v.value += 1`, the
+    same under the wrapper's own `with v:`, or shmproc's lock-free fetch_add."""
+    if way == "fetch_add(1)":
+        fetch_add = value.fetch_add
+        for _ in range(times):
+            fetch_add(1)
+    elif way == "with v: += 1":
+        for _ in range(times):
+            with value:
+                value.value += 1
+    else:
+        for _ in range(times):
+            with value.get_lock():
+                value.value += 1
+
+
+def _counting_child(value, times, way, go):
+    go.wait()
+    increment(value, times, way)
+
+
+def counter_in_processes(library, way, processes=2, times=200_000, layout="apart"):
+    """Seconds from the start signal until `processes` children have each incremented one shared
+    Value('i') `times` times; checks the exact total."""
+    value = library.Value("i", 0)
+    go = FORK.Event()
+    cpus = placement(layout, processes)
+    children = [FORK.Process(target=placed, args=(cpu, _counting_child, value, times, way, go))
+                for cpu in cpus]
+    with running(children):
+        time.sleep(0.05)            # let every child reach go.wait()
+        start = time.perf_counter()
+        go.set()
+        for child in children:
+            child.join(60)
+        elapsed = time.perf_counter() - start
+    if value.value != processes * times:
+        raise RuntimeError(f"lost increments: {value.value} != {processes * times}")
+    return elapsed
+
+
 
 
 def sharedctypes_of(library):
@@ -18,14 +71,6 @@ def sharedctypes_of(library):
     except ImportError:
         raise NotImplementedError("shmproc.sharedctypes is not available in this version") from None
     return sharedctypes
-
-
-def counter_measurements():
-    try:
-        from shmproc.bench import sharedctypes as measurements
-    except ImportError:
-        raise NotImplementedError("shmproc.bench.sharedctypes is not available in this version") from None
-    return measurements
 
 
 class ValueAndArrayAccess:
@@ -108,7 +153,7 @@ class CounterTwoProcesses:
 
     def setup(self, library):
         self.module = sharedctypes_of(library)
-        self.measure = counter_measurements().counter_in_processes
+        self.measure = counter_in_processes
 
     def track_2_processes_x_200000(self, library):
         return self.measure(self.module, self.way)
@@ -121,14 +166,14 @@ class AtomicCounterTwoProcesses(CounterTwoProcesses):
 
 
 class SharedctypesShmprocOverMultiprocessing:
-    """shmproc's time over multiprocessing's for issue 2's two counter targets, interleaved in one
-    run (unit "ratio": below 1/3 and 1/10 meet the targets)."""
+    """shmproc's time over multiprocessing's for the two counter targets, interleaved in one run
+    (unit "ratio": below 1/3 and 1/10 meet the targets)."""
     unit = "ratio"
     timeout = 180
 
     def setup(self):
         self.shmproc = sharedctypes_of("shmproc")
-        self.measure = counter_measurements().counter_in_processes
+        self.measure = counter_in_processes
 
     def track_locked_increment_2_processes(self):
         return side_by_side_ratio(lambda: self.measure(self.shmproc, "locked += 1"),

@@ -1,13 +1,94 @@
 """shmproc.synchronize's primitives against multiprocessing's (and threading's, in one process):
-lock acquire+release, a shared counter, a barrier round between processes."""
+lock acquire+release, a shared counter, a barrier round between processes. The cross-process
+workloads (barrier round, condition ping-pong, contended lock) are defined here and only here;
+asv_bench/compare_synchronize.py imports them.
+
+Both libraries' primitives are exercised from processes started the same way (multiprocessing's
+fork context), so only the primitive differs."""
 import time
 
-from shmproc.bench.primitives import barrier_round
-from shmproc.bench.timing import per_call
-
-from .common import FORK, LIBRARIES, factories, implementation, side_by_side_ratio
+from .common import (
+    FORK,
+    JOIN_TIMEOUT,
+    LIBRARIES,
+    factories,
+    implementation,
+    per_call,
+    pinned,
+    placed,
+    placement,
+    running,
+    side_by_side_ratio,
+)
+from .sharedctypes import increment
 
 CALLS = 1000
+
+
+def _barrier_party(barrier, rounds):
+    for _ in range(rounds + 1):         # +1: the start line
+        barrier.wait()
+
+
+def barrier_round(library, parties, rounds, layout):
+    """Seconds per round of `parties` processes (this one included) meeting at a Barrier."""
+    barrier = library.Barrier(parties)
+    cpus = placement(layout, parties)
+    children = [FORK.Process(target=placed, args=(cpu, _barrier_party, barrier, rounds)) for cpu in cpus[1:]]
+    with pinned(cpus[0]), running(children):
+        barrier.wait()
+        start = time.perf_counter()
+        for _ in range(rounds):
+            barrier.wait()
+        return (time.perf_counter() - start) / rounds
+
+
+def _condition_partner(condition, turn, rounds):
+    for _ in range(rounds):
+        with condition:
+            while turn.value != 1:
+                condition.wait()
+            turn.value = 0
+            condition.notify()
+
+
+def condition_ping_pong(library, rounds, layout):
+    """Seconds per notify/wait round trip between this process and a child."""
+    condition = library.Condition()
+    turn = FORK.RawValue("i", 0)         # plain shared memory; the condition's lock orders it
+    cpus = placement(layout, 2)
+    child = FORK.Process(target=placed, args=(cpus[1], _condition_partner, condition, turn, rounds))
+    with pinned(cpus[0]), running([child]):
+        start = time.perf_counter()
+        for _ in range(rounds):
+            with condition:
+                turn.value = 1
+                condition.notify()
+                while turn.value != 0:
+                    condition.wait()
+        return (time.perf_counter() - start) / rounds
+
+
+def _lock_hammer(lock, go, iterations):
+    go.wait()
+    for _ in range(iterations):
+        with lock:
+            pass
+
+
+def contended_lock(library, processes, iterations, layout):
+    """Seconds per acquire+release when `processes` child processes hammer one Lock."""
+    lock = library.Lock()
+    go = FORK.Event()
+    cpus = placement(layout, processes + 1)
+    children = [FORK.Process(target=placed, args=(cpu, _lock_hammer, lock, go, iterations))
+                for cpu in cpus[1:]]
+    with running(children):
+        start = time.perf_counter()
+        go.set()
+        for child in children:
+            child.join(JOIN_TIMEOUT)
+        return (time.perf_counter() - start) / (processes * iterations)
 
 
 class LockAcquireRelease:
@@ -43,19 +124,8 @@ class LockFootprint:
         self.locks = [self.factory() for _ in range(CALLS)]
 
 
-def _increment(counter, times, way):
-    if way == "fetch_add(1)":
-        fetch_add = counter.fetch_add
-        for _ in range(times):
-            fetch_add(1)
-    else:
-        for _ in range(times):
-            with counter.get_lock():
-                counter.value += 1
-
-
 def _counters_in_processes(counter, way, processes=2, times=5000):
-    workers = [FORK.Process(target=_increment, args=(counter, times, way)) for _ in range(processes)]
+    workers = [FORK.Process(target=increment, args=(counter, times, way)) for _ in range(processes)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -84,7 +154,7 @@ class SharedCounter:
         self.counter = _counter(library, self.way)
 
     def time_increment_1000(self, library):
-        _increment(self.counter, CALLS, self.way)
+        increment(self.counter, CALLS, self.way)
 
     def time_increment_2_processes_x_5000(self, library):
         _counters_in_processes(self.counter, self.way)
@@ -104,8 +174,7 @@ PLACEMENTS = {
 
 
 class BarrierRound:
-    """Seconds per round of processes meeting at a Barrier (pinned to CPUs, see
-    shmproc.bench.primitives)."""
+    """Seconds per round of processes meeting at a Barrier (pinned to CPUs, see common.py)."""
     params = [list(LIBRARIES), list(PLACEMENTS)]
     param_names = ["library", "placement"]
     unit = "seconds"

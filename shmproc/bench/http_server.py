@@ -45,6 +45,7 @@ class PageServer(http.server.ThreadingHTTPServer):
 def serve_until_stdin_closes():
     server = PageServer(("127.0.0.1", 0), PageHandler)
     host, port = server.server_address[:2]
+    host = host.decode() if isinstance(host, bytes) else host
     # A short poll interval: shutdown() waits for the loop's next poll (0.5 s by default, per run).
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
@@ -60,6 +61,7 @@ def serving():
     # Run as a script, not with -m: that would import the shmproc package (and numpy) first.
     server = subprocess.Popen([sys.executable, os.path.abspath(__file__)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert server.stdin is not None and server.stdout is not None     # both PIPE
     try:
         url = server.stdout.readline().strip()
         if not url.startswith("http://"):

@@ -5,8 +5,8 @@ import platform
 import statistics
 import sys
 
-from shmproc.bench.timing import format_ratio, format_seconds, format_table
-from shmproc.bench.workloads import WORKLOADS
+from .timing import format_ratio, format_seconds, format_table
+from .workloads import WORKLOADS
 
 __all__ = ["format_workload", "summary", "write_json"]
 

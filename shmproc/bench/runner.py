@@ -11,8 +11,8 @@ import queue as queue_module
 import threading
 import time
 
-from shmproc.bench.timing import interleaved
-from shmproc.bench.workloads import WORKLOADS
+from .timing import interleaved
+from .workloads import WORKLOADS
 
 __all__ = [
     "DEFAULT_START_METHOD", "MODES", "PROCESS_BACKENDS", "check_available", "measure_table",
@@ -91,7 +91,7 @@ def run_once(workload, mode, workers, arguments, start_method=DEFAULT_START_METH
                 workload.body(**kwargs)
             drain(channel, expected_items)
         else:
-            factory = ThreadWorker if mode == "threads" else context.Process
+            factory = ThreadWorker if context is None else context.Process     # None: threads
             runners = [factory(target=workload.body, kwargs=kwargs) for _ in range(workers)]
             for runner in runners:
                 runner.start()

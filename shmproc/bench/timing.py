@@ -8,7 +8,8 @@ import argparse
 import statistics
 import timeit
 
-__all__ = ["comparison_arguments", "format_ratio", "format_seconds", "format_table", "interleaved", "medians", "per_call"]
+__all__ = ["comparison_arguments", "format_ratio", "format_seconds", "format_table", "interleaved", "medians",
+           "per_call"]
 
 
 def comparison_arguments(description, repeat, argv=None, quick="a tenth of the work, for a smoke test"):
@@ -25,7 +26,7 @@ def interleaved(measurements, repeat):
     """Run each zero-argument callable in `measurements` (name -> seconds) `repeat` times, rotating
     the order every round; return name -> list of seconds."""
     names = list(measurements)
-    samples = {name: [] for name in names}
+    samples: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(repeat):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:

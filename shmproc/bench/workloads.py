@@ -97,7 +97,7 @@ def lorem_file():
 
 @contextlib.contextmanager
 def page_server():
-    from shmproc.bench.http_server import serving
+    from .http_server import serving
     with serving() as url:
         yield {"url": url}
 

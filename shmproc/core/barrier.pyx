@@ -7,7 +7,6 @@
 # others get BrokenBarrierError instead of waiting forever. A process that exits cleanly withdraws
 # its slots at exit (multiprocessing.util's exit hook), so finishing early is not mistaken for death.
 
-import weakref as _weakref
 
 cdef dict _barriers_used = {}          # (segment id, offset) -> weakref to a Barrier, this process
 cdef uint32_t _exit_hook_pid = 0
@@ -109,8 +108,7 @@ cdef class Barrier(SharedPrimitive):
         self._registered_pid = me
         if _exit_hook_pid != me:
             _barriers_used.clear()      # inherited from a parent: not ours to withdraw
-            from multiprocessing import util
-            util.Finalize(None, _withdraw_from_barriers, exitpriority=1)
+            _mp_util.Finalize(None, _withdraw_from_barriers, exitpriority=1)
             _exit_hook_pid = me
         _barriers_used[(self._block.segment.id, self._block.offset)] = _weakref.ref(self)
         return 0
@@ -137,11 +135,10 @@ cdef class Barrier(SharedPrimitive):
         with nogil:
             result = wait_while_equal(&b.gen, gen, &b.sleepers, deadline, True)
         interrupted = None
-        if result == WAIT_SLICE or result == WAIT_INTERRUPTED:
-            try:
-                run_signal_handlers()
-            except BaseException as exc:
-                interrupted = exc
+        try:
+            after_wait(result)
+        except BaseException as exc:
+            interrupted = exc
         self.lock_state()
         if interrupted is not None:
             raise interrupted

@@ -1,4 +1,4 @@
-# codec: how a Python object becomes the payload of a ring record, and back (queues issue).
+# codec: how a Python object becomes the payload of a ring record, and back (docs/queues.md).
 #
 # Exact ints, floats, strs and bytes are written as themselves: no pickle on either side, which is
 # most of the cost of a small message. Everything else is pickled in the caller with protocol 5 and a
@@ -9,19 +9,10 @@
 # lengths, then from data_start the stream and each buffer on a SHM_BUFFER_ALIGN boundary. The same
 # layout is used inline in a ring record (SHM_RECORD_BUFFERS) and at the start of a spill range.
 
-import io as _io
-import pickle as _pickle
+# encoded_t, a message encoded for a record, is declared in codec.pxd.
 
 cdef object _dumps = _pickle.dumps
 cdef object _loads = _pickle.loads
-
-ctypedef struct encoded_t:
-    uint32_t kind          # SHM_RECORD_*: what the payload is
-    uint64_t length        # payload bytes
-    const char *data       # INT, FLOAT: &scalar; BUFFERS: unused; others: the bytes to copy
-    uint64_t scalar        # INT and FLOAT payloads, bit for bit
-    Py_ssize_t nbuffers    # BUFFERS: how many out-of-band buffers follow the stream
-    shm_spill_ref_t spill  # SPILL: the reference that data points at
 
 
 cdef inline uint64_t align_up(uint64_t n, uint64_t alignment) noexcept nogil:
@@ -35,9 +26,8 @@ cdef inline uint64_t layout_data_start(uint64_t nbuffers) noexcept nogil:
 cdef object forking_dumps(object obj, object buffer_callback):
     """Pickle as multiprocessing's ForkingPickler does (sockets, Connections...): the slow path for
     objects that plain pickle refuses."""
-    from multiprocessing.reduction import ForkingPickler
     buf = _io.BytesIO()
-    ForkingPickler(buf, 5, buffer_callback=buffer_callback).dump(obj)
+    _mp_reduction.ForkingPickler(buf, 5, buffer_callback=buffer_callback).dump(obj)
     return buf.getvalue()
 
 
@@ -298,5 +288,4 @@ cdef object decode_layout(object exporter, const char *base, uint64_t length, bi
 
 cdef object pickled_bytes(object obj):
     """recv_bytes of a message sent with send(): the pickle, as multiprocessing gives it."""
-    from multiprocessing.reduction import ForkingPickler
-    return bytes(ForkingPickler.dumps(obj))
+    return bytes(_mp_reduction.ForkingPickler.dumps(obj))

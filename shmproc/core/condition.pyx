@@ -70,7 +70,7 @@ cdef class Condition(SharedPrimitive):
         cdef uint32_t seen_seq = shm_load_u32(&cond.seq)
         cdef uint32_t seq
         cdef WaitResult result
-        cdef bint notified = False, spin = True
+        cdef bint notified = False, spin = True, timed_out
         shm_fetch_add_u64(&cond.tickets, ONE_WAITER)
         cdef uint32_t depth = self._lock.release_save()
         try:
@@ -82,15 +82,14 @@ cdef class Condition(SharedPrimitive):
                 with nogil:
                     result = wait_while_equal(&cond.seq, seq, &cond.sleepers, deadline, spin)
                 spin = False
-                if result == WAIT_TIMEOUT:
+                try:
+                    timed_out = after_wait(result)
+                except BaseException:
+                    self.leave(seen_seq, False)
+                    raise
+                if timed_out:
                     notified = self.leave(seen_seq, True)
                     break
-                if result != WAIT_CHANGED:
-                    try:
-                        run_signal_handlers()
-                    except BaseException:
-                        self.leave(seen_seq, False)
-                        raise
         finally:
             self._lock.acquire_restore(depth)
         return notified

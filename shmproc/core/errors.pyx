@@ -1,9 +1,9 @@
-# errors: the exceptions the core raises, and the one place that turns a wait status into one.
+# errors: the exceptions the core raises; the one place that turns a wait status into Python
+# behaviour (after_wait), and the one place that turns a failed system call into an OSError
+# (shm_os_error).
 #
-# Code that runs without the GIL returns a WaitResult; the caller, holding the GIL again, turns it
-# into Python behaviour here, so every primitive reacts to Ctrl-C and timeouts the same way.
-
-import threading as _threading
+# Code that runs without the GIL returns a WaitResult; the caller, holding the GIL again, hands it
+# to after_wait, so every primitive reacts to Ctrl-C, timeouts and dead peers the same way.
 
 BrokenBarrierError = _threading.BrokenBarrierError
 
@@ -55,3 +55,30 @@ cdef int run_signal_handlers() except -1:
     if PyErr_CheckSignals() < 0:
         return -1
     return 0
+
+
+ctypedef int (*peer_check_t)(void *peers) except -1
+
+
+cdef bint after_wait(WaitResult result, peer_check_t check_peers=NULL, void *peers=NULL) except -1:
+    """What a waiter does with a wait's result once it holds the GIL again: True when its deadline
+    has passed (it may look once more, then gives up), False to look again. A wait that ended
+    without a change (a sleep slice, a signal, the deadline) first runs Python's signal handlers,
+    so Ctrl-C raises here, then check_peers(peers), which raises if the peers the waiter depends
+    on are gone (a dead lock owner, a closed reader, a dead task holder)."""
+    if result == WAIT_CHANGED or result == WAIT_ACQUIRED:
+        return False
+    run_signal_handlers()
+    if check_peers != NULL:
+        check_peers(peers)
+    return result == WAIT_TIMEOUT
+
+
+cdef object shm_os_error(int err, str what):
+    """The OSError for a system call on shared memory that failed with errno err, one message per
+    condition. what says what was being done ("allocate 4096 bytes of shared memory"). Running out
+    of shared memory (ENOSPC; ENOMEM and EFBIG from tmpfs) keeps its errno and says what to do."""
+    if err == ENOSPC or err == ENOMEM or err == EFBIG:
+        return OSError(err, f"not enough shared memory to {what} in {shm_directory()} (make it "
+                            f"larger, or point SHMPROC_SHM_DIR at a larger tmpfs)")
+    return OSError(err, f"cannot {what}: {_os.strerror(err)}")

@@ -33,10 +33,8 @@ cdef class Event(SharedPrimitive):
             spin = False
             if shm_load_u32(&event.flag):
                 return True
-            if result == WAIT_TIMEOUT:
+            if after_wait(result):
                 return False
-            if result != WAIT_CHANGED:
-                run_signal_handlers()
 
     def __repr__(self):
         try:

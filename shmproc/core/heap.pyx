@@ -23,12 +23,6 @@ cdef inline size_t round_to_cache_line(size_t n) noexcept nogil:
 cdef class Block:
     """A run of bytes in a segment: what a shared object stores its state in. Exposes the buffer
     protocol (writable bytes), so numpy and ctypes can view it without a copy."""
-    cdef readonly Segment segment
-    cdef readonly size_t offset
-    cdef readonly size_t size
-    cdef uint32_t creator_pid
-    cdef Heap heap                 # None for a block that owns its segment
-    cdef object __weakref__
 
     def __dealloc__(self):
         if self.heap is not None and self.creator_pid == shm_current_pid():
@@ -87,11 +81,6 @@ cdef class Heap:
     """This process's arenas. Every method is a few built-in container operations under the GIL with
     no call back into Python code, so the heap needs no lock even when a Block's deallocation (from a
     garbage collection) re-enters it during an allocation."""
-    cdef uint32_t pid
-    cdef list arenas
-    cdef Segment current
-    cdef size_t bump
-    cdef dict free_blocks          # rounded size -> list of (segment, offset)
 
     def __cinit__(self):
         self._reset()

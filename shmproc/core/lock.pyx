@@ -77,7 +77,7 @@ cdef int lock_acquire(shm_lock_t *lock, int64_t deadline, uint32_t *dead_owner) 
     taken over, *dead_owner receives its pid, and 1 is returned: the caller decides what to tell."""
     cdef uint32_t me = shm_current_pid()
     cdef WaitResult result
-    cdef bint spin = True
+    cdef bint spin = True, timed_out
     while True:
         with nogil:
             result = lock_wait(lock, me, deadline, spin)
@@ -85,12 +85,13 @@ cdef int lock_acquire(shm_lock_t *lock, int64_t deadline, uint32_t *dead_owner) 
         if result == WAIT_ACQUIRED:
             shm_store_relaxed_u64(&lock.owner_thread, shm_current_thread())
             return 1
+        timed_out = after_wait(result)
         if result != WAIT_CHANGED:
-            run_signal_handlers()
+            # The owner did not hand the lock over in time: is it still alive?
             dead_owner[0] = lock_take_from_dead_owner(lock, me)
             if dead_owner[0]:
                 return 1
-        if result == WAIT_TIMEOUT:
+        if timed_out:
             if lock_try(lock, me):
                 shm_store_relaxed_u64(&lock.owner_thread, shm_current_thread())
                 return 1

@@ -31,8 +31,7 @@ def _rebuild_primitive(cls, handle):
 
 cdef str current_owner_name():
     """multiprocessing's way of naming the current owner in a lock's repr."""
-    from multiprocessing import process
-    name = process.current_process().name
+    name = _mp_process.current_process().name
     thread_name = _threading.current_thread().name
     if thread_name != "MainThread":
         name += "|" + thread_name

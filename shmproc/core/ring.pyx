@@ -1,8 +1,8 @@
-# ring: the variable-length message ring under Queue and Pipe (queues issue).
+# ring: the byte protocol of one message ring over shm_ring_t (docs/internals/ring.md).
 #
-# One ring is one direction of messages in a channel segment (ring.h). Writers append records at the
-# tail, readers take them at the head; both indices count bytes ever written/read and never wrap, the
-# position in the data area is index & (capacity - 1).
+# One ring is one direction of messages in a channel segment (ring.h, channel.pyx). Writers append
+# records at the tail, readers take them at the head; both indices count bytes ever written/read and
+# never wrap, the position in the data area is index & (capacity - 1).
 #
 # Writers hold the producer lock while they reserve, copy and publish a record; readers hold the
 # consumer lock while they copy a record out and free it. The two locks are never held together and
@@ -19,82 +19,17 @@
 # Waiting goes through wait.pyx: readers sleep on the low half of the tail, writers on the low half of
 # the head, each with a sleeper count so that a put or get nobody waits for makes no system call.
 #
-# Each ring also has a notify pipe, for select(): it is kept readable while the ring holds a message,
-# but only once someone has asked for fileno() (no system call per message otherwise). A Connection's
-# reader also uses it to learn that every writer is gone: the pipe's write ends are held by the
-# writing Connections only, so POLLHUP on the read end means EOF, however the peer went away.
+# The faces over a Ring are queue.pyx (Queue, SimpleQueue, JoinableQueue) and connection.pyx (the
+# ends of a Pipe); the notify pipe and EOF are notify.pyx's, task accounting is tasks.pyx's, and
+# channel.pyx creates channels and moves rings between processes.
 
-from shmproc.includes.ring cimport *
-from posix.mman cimport MAP_POPULATE
-from posix.unistd cimport read, write
-from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
-from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromDouble
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-
-import queue as _queue
-
-include "core/codec.pyx"
-include "core/spill.pyx"
-include "core/tasks.pyx"
-
-Empty = _queue.Empty
-Full = _queue.Full
-
-QUEUE_CAPACITY = 4 << 20
-PIPE_CAPACITY = 1 << 20
-cdef uint64_t MIN_CAPACITY = 4096
-cdef uint64_t MAX_CAPACITY = 1 << 30
-# A queue's ring is growable: this much address space, of which only the window's pages are
-# allocated while readers keep up (see "Growth" in docs/internals/ring.md). multiprocessing's Queue
-# buffers without bound in its feeder; ours holds up to this many bytes of small records (large
-# messages live in the spill file), or until /dev/shm is full (OSError), before put() blocks. Mapped
-# address space costs nothing until touched; 16 GiB lets a process map thousands of queues.
-cdef uint64_t GROWABLE_CAPACITY = 1 << 34
 cdef uint64_t PAGE_SIZE = _os.sysconf("SC_PAGE_SIZE")
-cdef Py_ssize_t PUT_BATCH = 256        # items encoded per producer-lock acquisition in put_many
 cdef object _TAKEN_BY_ANOTHER = object()
 
 cdef enum RingRole:
     ROLE_READ = 1
     ROLE_WRITE = 2
     ROLE_BOTH = 3
-
-
-# How long a reader spins for a message before it sleeps. A Python peer needs a microsecond or
-# two to answer, and a futex sleep + wake costs ~5-50 us on these VMs, so the ring spins longer than
-# the locks do (ping-pong over two queues, processes on two cores: 0.5 us a round trip against ~10 us
-# with the locks' adaptive spin). It yields the core every half microsecond, so that a peer sharing
-# its core gets to run (same ping-pong on one core: 7 us; multiprocessing.Queue: 40 us).
-cdef int64_t RING_SPIN_NS = 20_000
-cdef int64_t RING_YIELD_EVERY_NS = 500
-
-
-cdef bint spin_for(uint32_t *word, uint32_t expected, int64_t budget_ns) noexcept nogil:
-    """Spin, yielding the core every RING_YIELD_EVERY_NS, up to budget_ns while *word == expected;
-    True if it changed."""
-    cdef int64_t now = shm_monotonic_ns()
-    cdef int64_t until = now + budget_ns
-    cdef int64_t next_yield = now + RING_YIELD_EVERY_NS
-    cdef int i
-    while True:
-        for i in range(64):
-            if shm_load_u32(word) != expected:
-                return True
-            shm_cpu_relax()
-        now = shm_monotonic_ns()
-        if now >= until:
-            return False
-        if now >= next_yield:
-            sched_yield()
-            next_yield = now + RING_YIELD_EVERY_NS
-
-
-cdef inline uint32_t *low_half(uint64_t *index) noexcept nogil:
-    # The futex word of a 64-bit index: its low half, at its own address (ring.h checks endianness).
-    return <uint32_t *>index
 
 
 cdef inline uint64_t record_size(uint64_t payload) noexcept nogil:
@@ -137,41 +72,20 @@ cdef inline void redo(shm_redo_t *slot, uint64_t *index, uint64_t *count) noexce
         publish(slot, index, count, slot.index, slot.count)
 
 
-cdef class MessageRing:
-    """One direction of messages in a shared channel: the core of Queue and of a Connection."""
-    cdef Segment segment
-    cdef SpillFile spill
-    cdef shm_ring_t *ring
-    cdef char *data
-    cdef uint64_t capacity            # of the data area (address space; see ring.h)
-    cdef uint64_t mask
-    cdef uint64_t window              # where writers wrap when readers have made room
-    cdef uint64_t wrap_limit          # a record ending past this wraps (or grows the ring)
-    cdef bint growable                # window < capacity: writers may go past the window
-    cdef uint64_t leap_room           # bytes a writer leaves free before the readers (growable: 8)
-    cdef uint64_t spill_threshold     # records with more payload than this go to the spill file
-    cdef uint64_t cached_head         # producer's last view of head (a lower bound), under its lock
-    cdef uint64_t cached_gets
-    cdef uint64_t cached_tail         # consumer's last view of tail (a lower bound), under its lock
-    cdef uint64_t local_head          # consumer's head and gets while it holds the consumer lock
-    cdef uint64_t local_gets
-    cdef shm_task_holder_t *holders   # the channel's JoinableQueue task holders
-    cdef int holder                   # this process's holder slot, once holder_pid is its pid
-    cdef uint32_t holder_pid
-    cdef int ring_index
-    cdef int role
-    cdef int read_fd                  # this object's end of the notify pipe, or -1
-    cdef int write_fd
-    cdef bint eof_detection           # a Connection's reader: every writer gone means EOF
-    cdef bint closed
-    cdef object __weakref__
+@cython.final
+cdef class Ring:
+    """One direction of messages in a shared channel, as this process uses it: the core of a queue
+    and of each end of a Pipe. Made by channel.pyx only."""
 
     def __cinit__(self):
-        self.read_fd = -1
-        self.write_fd = -1
+        self.notify.read_fd = -1
+        self.notify.write_fd = -1
+
+    def __init__(self):
+        raise TypeError("Ring objects are made by the core (a Queue or a Pipe), not directly")
 
     def __dealloc__(self):
-        self.close_fds()
+        notify_close(&self.notify)
 
     # -- binding to shared memory ------------------------------------------------------------
 
@@ -182,7 +96,7 @@ cdef class MessageRing:
             raise ValueError("not a shmproc channel")
         self.segment, self.spill = segment, spill
         self.ring = &channel.ring[index]
-        self.holders = channel.holder
+        self.tasks.holders = channel.holder
         self.data = segment.base + self.ring.data_offset
         self.capacity = self.ring.capacity
         self.mask = self.capacity - 1
@@ -194,168 +108,24 @@ cdef class MessageRing:
         self.wrap_limit = self.window - sizeof(shm_record_header_t) if self.growable else self.window
         self.spill_threshold = self.window // 4
         self.ring_index, self.role = index, role
-        self.read_fd, self.write_fd = read_fd, write_fd
-        self.eof_detection = eof_detection
+        notify_init(&self.notify, read_fd, write_fd, eof_detection, role == ROLE_WRITE)
         self.cached_head = shm_load_u64(&self.ring.head)
         self.cached_tail = shm_load_u64(&self.ring.tail)
         self.cached_gets = shm_load_u64(&self.ring.gets)
         return 0
 
-    def _open_queue(self, maxsize, joinable, capacity):
-        """Make this object a new queue's only ring (Queue.__init__)."""
-        segment, spill = create_channel(1, capacity, maxsize, joinable, True)
-        read_fd, write_fd = _os.pipe2(_os.O_NONBLOCK | _os.O_CLOEXEC)
-        self.bind(segment, spill, 0, ROLE_BOTH, read_fd, write_fd, False)
-
-    def __reduce__(self):
-        return (_rebuild_ring, (type(self), self.handle()))
-
-    def handle(self):
-        """What another process needs to use this ring in the same role: its channel's segment and
-        spill file, and the notify pipe ends this object holds.
-
-        While a process is being started (spawn, forkserver) the descriptors travel with the start
-        itself, as multiprocessing's own Connections do (reduction.DupFd), so the parent may close
-        its end as soon as start() returns. Otherwise a descriptor is named by (pid, fd) and the
-        receiver opens /proc/<pid>/fd/<fd>: the sender must still hold it then."""
-        from multiprocessing import context, reduction
-        spawning = context.get_spawning_popen() is not None
-        _, size, _, _ = self.segment.handle()
-        return (self.segment.id, size, fd_reference(self.segment.fd, spawning),
-                self.spill.id, fd_reference(self.spill.fd, spawning),
-                self.ring_index, self.role, self.eof_detection,
-                fd_reference(self.read_fd, spawning), fd_reference(self.write_fd, spawning))
-
-    cdef int attach(self, handle) except -1:
-        segment_id, size, segment_fd, spill_id, spill_fd, index, role, eof, read_fd, write_fd = handle
-        pid, fd = where_to_open(segment_fd)
-        try:
-            segment = Segment.attach(segment_id, size, pid, fd)
-        finally:
-            close_if_inherited(segment_fd, fd)
-        cdef shm_channel_t *channel = <shm_channel_t *>((<Segment>segment).base + SHM_SEGMENT_HEADER)
-        if channel.magic != SHM_CHANNEL_MAGIC or memcmp(channel.spill_id, <char *>spill_id, 16):
-            raise ValueError("not a shmproc channel")
-        pid, fd = where_to_open(spill_fd)
-        try:
-            spill = SpillFile.attach((spill_id, pid, fd), segment, &channel.spill)
-        finally:
-            close_if_inherited(spill_fd, fd)
-        self.bind(segment, spill, index, role, -1, -1, eof)
-        self.read_fd = adopt_pipe_end(read_fd, _os.O_RDONLY)
-        self.write_fd = adopt_pipe_end(write_fd, _os.O_WRONLY)
-        return 0
-
-    cdef void close_fds(self) noexcept:
-        if self.read_fd >= 0:
-            close(self.read_fd)
-            self.read_fd = -1
-        if self.write_fd >= 0:
-            close(self.write_fd)
-            self.write_fd = -1
-
-    def _close(self):
+    cdef void close(self) noexcept:
         """Stop using the ring from this object. A writer's close wakes the readers, so a reader
         blocked on an empty ring re-checks for EOF at once."""
         if self.closed:
             return
         self.closed = True
-        had_writer = self.write_fd >= 0
-        self.close_fds()
+        cdef bint had_writer = self.notify.write_fd >= 0
+        notify_close(&self.notify)
         if had_writer and self.ring != NULL:
             shm_futex_wake(low_half(&self.ring.tail), SHM_WAKE_ALL)
 
-    @property
-    def _closed(self):
-        return self.closed
-
-    def _closed_error(self):
-        return ValueError(f"{type(self).__name__} {self!r} is closed")
-
-    cdef inline int check_open(self) except -1:
-        if self.closed:
-            raise self._closed_error()
-        return 0
-
     # -- producing -----------------------------------------------------------------------------
-
-    def put(self, obj, block=True, timeout=None):
-        """Append obj (pickled here, in the caller: an unpicklable object raises and leaves the ring
-        untouched). Blocks while the ring is full (or holds maxsize messages); queue.Full when not
-        blocking or when timeout passes."""
-        cdef encoded_t item
-        cdef int64_t deadline = NO_DEADLINE
-        self.check_open()
-        if block and timeout is not None:
-            deadline = deadline_after(timeout)
-        owner = encode_object(obj, &item)
-        if self.send_encoded(&item, owner, block, deadline) == 0:
-            raise Full
-        return None
-
-    def put_nowait(self, obj):
-        return self.put(obj, False)
-
-    def _send_bytes(self, buffer, Py_ssize_t offset=0, size=None):
-        """Connection.send_bytes: append the bytes of a buffer as they are."""
-        cdef encoded_t item
-        self.check_open()
-        view = memoryview(buffer)
-        if view.itemsize > 1:
-            view = view.cast("B")
-        cdef Py_ssize_t length = len(view)
-        if offset < 0:
-            raise ValueError("offset is negative")
-        if length < offset:
-            raise ValueError("buffer length < offset")
-        if size is None:
-            size = length - offset
-        elif size < 0:
-            raise ValueError("size is negative")
-        elif offset + size > length:
-            raise ValueError("buffer length < offset + size")
-        owner = encode_raw(view[offset:offset + size], &item)
-        self.send_encoded(&item, owner, True, NO_DEADLINE)
-
-    def put_many(self, items, block=True, timeout=None):
-        """Append every item of an iterable, in order, many per lock acquisition and index update.
-
-        Items are pickled in the caller: if one cannot be, the items before it have been put and the
-        error is raised. If the ring stays full past the timeout (or at once, when not blocking),
-        queue.Full is raised; its `count` attribute says how many items were put."""
-        cdef encoded_t batch[256]
-        cdef Py_ssize_t count, written, total = 0
-        cdef int64_t deadline = NO_DEADLINE
-        self.check_open()
-        if block and timeout is not None:
-            deadline = deadline_after(timeout)
-        iterator = iter(items)
-        error = None
-        while True:
-            owners = []
-            count = 0
-            for obj in iterator:
-                try:
-                    owners.append(encode_object(obj, &batch[count]))
-                except BaseException as exc:
-                    error = exc
-                    break
-                count += 1
-                if count == PUT_BATCH:
-                    break
-            if count == 0:
-                break
-            written = self.send_batch(batch, count, owners, block, deadline)
-            total += written
-            if written < count:
-                full = Full(f"put_many: the queue stayed full; {total} items were put")
-                full.count = total
-                raise full
-            if error is not None:
-                break
-        if error is not None:
-            raise error
-        return None
 
     cdef int send_encoded(self, encoded_t *item, object owner, bint block, int64_t deadline) except -1:
         """1 when written, 0 when the ring stayed full (Full)."""
@@ -404,11 +174,8 @@ cdef class MessageRing:
                         result = wait_while_equal(low_half(&self.ring.head), observed,
                                                   &self.ring.space_sleepers, deadline, spin)
                     spin = False
-                    if result == WAIT_TIMEOUT:
+                    if after_wait(result, check_readers_present, &self.notify):
                         block = False       # one last look, then Full
-                    elif result != WAIT_CHANGED:
-                        run_signal_handlers()
-                        self.check_readers_present()
             except BaseException:
                 if spilled:
                     self.spill.release_slot(items[done].spill.slot)
@@ -597,7 +364,7 @@ cdef class MessageRing:
     cdef inline void after_publish(self) noexcept:
         wake_sleepers(low_half(&self.ring.tail), &self.ring.data_sleepers, SHM_WAKE_ALL)
         if shm_load_relaxed_u32(&self.ring.notify_enabled):
-            self.signal_readers()
+            notify_signal(self.ring, &self.notify)
 
     cdef int spill_out(self, encoded_t *item, object owner, bint block, int64_t deadline) except -1:
         """Move a too-large payload into a spill slot; item becomes a SPILL record. 0 on timeout."""
@@ -608,42 +375,14 @@ cdef class MessageRing:
         item.data = <const char *>&item.spill
         return 1
 
-    cdef int check_readers_present(self) except -1:
-        """A Connection's writer blocked on a full ring: if every reader is gone, the data would
-        never be read (multiprocessing raises BrokenPipeError too)."""
-        cdef pollfd entry
-        if not self.eof_detection_for_writer():
-            return 0
-        entry.fd, entry.events, entry.revents = self.write_fd, 0, 0
-        if poll(&entry, 1, 0) > 0 and entry.revents & POLLERR:
-            raise BrokenPipeError(errno.EPIPE, "the reading end of the pipe is closed")
-        return 0
-
-    cdef inline bint eof_detection_for_writer(self) noexcept:
-        return self.role == ROLE_WRITE and self.write_fd >= 0
-
     # -- consuming -----------------------------------------------------------------------------
 
-    def get(self, block=True, timeout=None):
-        """Remove and return the oldest message. Blocks while the ring is empty; queue.Empty when
-        not blocking or when timeout passes. A Connection's reader raises EOFError once the ring is
-        drained and every writer is gone."""
-        return self.receive(block, timeout, False)
-
-    def get_nowait(self):
-        return self.receive(False, None, False)
-
-    def _recv_bytes(self):
-        """Connection.recv_bytes: the next message's bytes."""
-        return self.receive(True, None, True)
-
-    cdef object receive(self, bint block, object timeout, bint as_bytes):
-        cdef int64_t deadline = NO_DEADLINE
+    cdef object receive(self, bint block, int64_t deadline, bint as_bytes):
+        """The oldest message (its bytes if as_bytes). Blocks while the ring is empty; Empty when
+        not blocking or when the deadline passes; EOFError for a Connection's reader once the ring
+        is drained and every writer is gone."""
         cdef uint32_t kind = 0
         cdef shm_spill_ref_t ref
-        self.check_open()
-        if block and timeout is not None:
-            deadline = deadline_after(timeout)
         while True:
             self.wait_for_record(block, deadline)
             raw = self.take_one(&kind, &ref)
@@ -652,16 +391,9 @@ cdef class MessageRing:
             if not block:
                 raise Empty
 
-    def get_many(self, max_messages=1_000_000_000, block=True, timeout=None):
-        """Remove and return up to max_messages messages (at least one) as a list, oldest first, all
-        under one lock acquisition and head update. Blocks while the ring is empty, like get()."""
-        cdef int64_t deadline = NO_DEADLINE
-        cdef Py_ssize_t limit = max_messages
-        self.check_open()
-        if limit < 1:
-            raise ValueError("max_messages must be at least 1")
-        if block and timeout is not None:
-            deadline = deadline_after(timeout)
+    cdef list receive_many(self, Py_ssize_t limit, bint block, int64_t deadline):
+        """Up to limit messages (at least one), oldest first, under one lock acquisition and head
+        update. Blocks while the ring is empty, like receive()."""
         while True:
             self.wait_for_record(block, deadline)
             messages = self.take_many(limit)
@@ -669,6 +401,16 @@ cdef class MessageRing:
                 return messages
             if not block:
                 raise Empty
+
+    cdef bint poll(self, bint block, int64_t deadline) except -1:
+        """Connection.poll: is a message (or EOF) waiting, waiting until the deadline?"""
+        try:
+            self.wait_for_record(block, deadline)
+        except Empty:
+            return False
+        except EOFError:
+            return True
+        return True
 
     cdef int wait_for_record(self, bint block, int64_t deadline) except -1:
         """Return once a record is (very likely) there; raise Empty or EOFError otherwise."""
@@ -684,7 +426,7 @@ cdef class MessageRing:
                 spin = False
                 if changed:
                     continue
-            if self.eof_detection and self.writers_gone():
+            if self.notify.eof_detection and notify_writers_gone(&self.notify):
                 if not self.has_record(&observed):
                     raise EOFError
                 return 0
@@ -693,10 +435,8 @@ cdef class MessageRing:
             with nogil:
                 result = wait_while_equal(low_half(&self.ring.tail), observed,
                                           &self.ring.data_sleepers, deadline, False)
-            if result == WAIT_TIMEOUT:
+            if after_wait(result):
                 block = False
-            elif result != WAIT_CHANGED:
-                run_signal_handlers()
 
     cdef bint has_record(self, uint32_t *observed_tail) noexcept:
         """Lock-free look: is there a message record between head and tail? The answer may be stale
@@ -708,28 +448,38 @@ cdef class MessageRing:
         observed_tail[0] = <uint32_t>tail
         return shm_load_u64(&self.ring.head) != tail
 
+    cdef inline void begin_take(self) noexcept:
+        """Take the consumer lock, and this reader's working copy of head and gets."""
+        take_side_lock(self.ring, False, NO_DEADLINE)
+        self.local_head, self.local_gets = self.ring.head, self.ring.gets
+
+    cdef inline void end_take(self) noexcept:
+        """Publish what this reader took (the new head and gets), give the consumer lock back and
+        wake the writers waiting for room."""
+        publish(&self.ring.consumer_redo, &self.ring.head, &self.ring.gets, self.local_head,
+                self.local_gets)
+        lock_release(&self.ring.consumer_lock)
+        wake_sleepers(low_half(&self.ring.head), &self.ring.space_sleepers, SHM_WAKE_ALL)
+
+    cdef inline void drained_locked(self) noexcept:
+        """Under the consumer lock, after taking: tidy up if the ring is now empty."""
+        self.rewind_if_drained_locked()
+        notify_quiet_if_drained_locked(self.ring, &self.notify, self.local_head)
+
     cdef object take_one(self, uint32_t *kind, shm_spill_ref_t *ref):
         """Take the oldest record; _TAKEN_BY_ANOTHER if another reader was first."""
         cdef shm_record_header_t *header
-        take_side_lock(self.ring, False, NO_DEADLINE)
-        self.local_head, self.local_gets = self.ring.head, self.ring.gets
+        self.begin_take()
         try:
             header = self.next_record_locked()
             if header == NULL:
-                raw = _TAKEN_BY_ANOTHER
-            else:
-                raw = self.take_record_locked(header, kind, ref)
-                self.rewind_if_drained_locked()
-                self.quiet_if_drained_locked()
+                return _TAKEN_BY_ANOTHER
+            raw = self.take_record_locked(header, kind, ref)
+            self.drained_locked()
         finally:
-            publish(&self.ring.consumer_redo, &self.ring.head, &self.ring.gets, self.local_head,
-                    self.local_gets)
-            lock_release(&self.ring.consumer_lock)
-        wake_sleepers(low_half(&self.ring.head), &self.ring.space_sleepers, SHM_WAKE_ALL)
-        if raw is _TAKEN_BY_ANOTHER:
-            return raw
+            self.end_take()
         if self.ring.joinable:
-            self.count_tasks(1, 0)
+            count_tasks(&self.tasks, 1, 0)
         if kind[0] == SHM_RECORD_SPILL:
             self.spill.hold_slot(ref.slot)
         return raw
@@ -740,8 +490,7 @@ cdef class MessageRing:
         cdef shm_spill_ref_t ref
         cdef list messages = []
         cdef list pending = []            # (index, kind, raw) of messages that still need decoding
-        take_side_lock(self.ring, False, NO_DEADLINE)
-        self.local_head, self.local_gets = self.ring.head, self.ring.gets
+        self.begin_take()
         try:
             while len(messages) < limit:
                 header = self.next_record_locked()
@@ -753,15 +502,11 @@ cdef class MessageRing:
                 if needs_finishing(kind):
                     pending.append((len(messages), kind, raw))
                 messages.append(raw)
-            self.rewind_if_drained_locked()
-            self.quiet_if_drained_locked()
+            self.drained_locked()
         finally:
-            publish(&self.ring.consumer_redo, &self.ring.head, &self.ring.gets, self.local_head,
-                    self.local_gets)
-            lock_release(&self.ring.consumer_lock)
-        wake_sleepers(low_half(&self.ring.head), &self.ring.space_sleepers, SHM_WAKE_ALL)
+            self.end_take()
         if messages and self.ring.joinable:
-            self.count_tasks(len(messages), 0)
+            count_tasks(&self.tasks, len(messages), 0)
         for index, kind, raw in pending:
             if kind == SHM_RECORD_SPILL:
                 memcpy(&ref, PyBytes_AS_STRING(raw), sizeof(ref))
@@ -845,9 +590,7 @@ cdef class MessageRing:
 
     cdef object finish(self, uint32_t kind, object raw, shm_spill_ref_t *ref, bint as_bytes):
         """Outside the lock: turn what take_record_locked copied into the message."""
-        if kind == SHM_RECORD_PICKLE:
-            return raw if as_bytes else _loads(raw)
-        if kind == SHM_RECORD_RAW:
+        if kind == SHM_RECORD_PICKLE or kind == SHM_RECORD_RAW:
             return raw if as_bytes else _loads(raw)
         if kind == SHM_RECORD_BUFFERS:
             return decode_layout(raw, PyByteArray_AS_STRING(raw), len(raw), as_bytes)
@@ -855,289 +598,15 @@ cdef class MessageRing:
             return self.spill.receive(ref, as_bytes)
         return pickled_bytes(raw) if as_bytes else raw
 
-    # -- select() support and EOF ----------------------------------------------------------------
-
-    def fileno(self):
-        """A descriptor that select() reports readable while a message (or EOF) is waiting."""
-        if self.closed or (self.read_fd < 0 and self.write_fd < 0):
-            raise OSError("handle is closed")
-        if self.read_fd < 0:
-            return self.write_fd
-        if not shm_load_u32(&self.ring.notify_enabled):
-            shm_store_u32(&self.ring.notify_enabled, 1)
-            shm_fence_seq_cst()
-            if shm_load_u64(&self.ring.tail) != shm_load_u64(&self.ring.head):
-                self.signal_readers()
-        return self.read_fd
-
-    cdef void signal_readers(self) noexcept:
-        """Make the notify pipe readable, unless it already is (one byte at most)."""
-        cdef uint32_t expected = 0
-        if not shm_cas_u32(&self.ring.notify_signaled, &expected, 1):
-            return
-        if self.write_fd >= 0:
-            write(self.write_fd, b"!", 1)
-        elif self.read_fd >= 0:
-            # A reader re-arming the pipe: open a write end just for this byte.
-            try:
-                fd = _os.open(f"/proc/self/fd/{self.read_fd}", _os.O_WRONLY | _os.O_NONBLOCK | _os.O_CLOEXEC)
-                _os.write(fd, b"!")
-                _os.close(fd)
-            except BaseException:
-                pass
-
-    cdef void quiet_if_drained_locked(self) noexcept:
-        """Under the consumer lock: the ring is empty, so the notify pipe must stop being readable.
-        Order matters: drain, then clear the flag, then look again (a writer that published in
-        between saw the flag set and wrote nothing)."""
-        cdef char sink[64]
-        if self.read_fd < 0 or not shm_load_relaxed_u32(&self.ring.notify_enabled):
-            return
-        if not shm_load_u32(&self.ring.notify_signaled):
-            return
-        if shm_load_u64(&self.ring.tail) != self.local_head:
-            return
-        while read(self.read_fd, sink, sizeof(sink)) == sizeof(sink):
-            pass
-        shm_store_u32(&self.ring.notify_signaled, 0)
-        shm_fence_seq_cst()
-        if shm_load_u64(&self.ring.tail) != self.local_head:
-            self.signal_readers()
-
-    cdef bint writers_gone(self) noexcept:
-        cdef pollfd entry
-        if self.read_fd < 0:
-            return False
-        entry.fd, entry.events, entry.revents = self.read_fd, POLLIN, 0
-        return poll(&entry, 1, 0) > 0 and (entry.revents & POLLHUP) != 0
-
-    def _poll(self, timeout=0.0):
-        """Connection.poll: wait up to timeout (None: forever) for a message or EOF."""
-        cdef int64_t deadline = NO_DEADLINE if timeout is None else deadline_after(timeout)
-        self.check_open()
-        try:
-            self.wait_for_record(timeout is None or timeout > 0, deadline)
-        except Empty:
-            return False
-        except EOFError:
-            return True
-        return True
-
     # -- counts -------------------------------------------------------------------------------
 
-    def qsize(self):
+    cdef uint64_t qsize(self) noexcept:
         """Messages in the ring now (approximate while others put and get)."""
         cdef uint64_t gets = shm_load_u64(&self.ring.gets)
         cdef uint64_t puts = shm_load_u64(&self.ring.puts)
         return puts - gets if puts > gets else 0
 
-    def empty(self):
-        return self.qsize() == 0
-
-    def full(self):
-        cdef uint64_t maxsize = self.ring.maxsize
-        return maxsize != 0 and self.qsize() >= maxsize
-
-    def _indices(self):
-        """(head, tail, gets, puts, consumer lock word, producer lock word): for tests and debugging."""
-        return (shm_load_u64(&self.ring.head), shm_load_u64(&self.ring.tail),
-                shm_load_u64(&self.ring.gets), shm_load_u64(&self.ring.puts),
-                shm_load_u32(&self.ring.consumer_lock.state), shm_load_u32(&self.ring.producer_lock.state))
-
-    def _debug_take_lock(self, producer):
-        """Take a side's lock and keep it (tests: a process killed while holding it)."""
-        take_side_lock(self.ring, producer, NO_DEADLINE)
-
-    @property
-    def _maxsize(self):
-        return self.ring.maxsize
-
-    @property
-    def _capacity(self):
-        """The window: the capacity the ring was created with."""
-        return self.window
-
-    def _memory(self):
-        """(bytes of the data area reserved, bytes of the channel segment the kernel has
-        allocated): for tests of a growable ring's growth and trimming."""
-        return self.ring.reserved, _os.fstat(self.segment.fd).st_blocks * 512
-
-    cdef void count_tasks(self, int64_t taken, int64_t done) noexcept:
-        """Add to this process's task holder slot (core/tasks.pyx), claiming one first if needed."""
-        cdef shm_task_holder_t *slot
-        if self.holder_pid != shm_current_pid():
-            self.holder = claim_task_holder(self.holders)
-            self.holder_pid = shm_current_pid()
-        if self.holder < 0:
-            return
-        slot = &self.holders[self.holder]
-        if taken:
-            shm_store_u64(&slot.taken, slot.taken + <uint64_t>taken)
-        if done:
-            shm_store_u64(&slot.done, slot.done + <uint64_t>done)
-
-    def _task_done(self):
-        """JoinableQueue.task_done: every message ever put is a task, so the unfinished ones are
-        puts - tasks_done, exact even when a producer dies mid-put (puts is published with its
-        records, see publish)."""
-        cdef uint64_t *done = &self.ring.tasks_done
-        cdef uint64_t value = shm_load_u64(done)
-        self.count_tasks(0, 1)
-        while True:
-            if value >= shm_load_u64(&self.ring.puts):
-                self.count_tasks(0, -1)
-                raise ValueError("task_done() called too many times")
-            if shm_cas_u64(done, &value, value + 1):
-                break
-        if value + 1 == shm_load_u64(&self.ring.puts):
-            wake_sleepers(low_half(done), &self.ring.join_sleepers, SHM_WAKE_ALL)
-
-    def _join(self):
-        cdef uint64_t *done = &self.ring.tasks_done
-        cdef uint64_t value
-        cdef WaitResult result
-        cdef bint spin = True
-        while True:
-            # tasks_done first: a task_done() after this read changes the word the wait is on.
-            value = shm_load_u64(done)
-            if value >= shm_load_u64(&self.ring.puts):
-                return
-            with nogil:
-                result = wait_while_equal(low_half(done), <uint32_t>value, &self.ring.join_sleepers,
-                                          NO_DEADLINE, spin)
-            spin = False
-            if result != WAIT_CHANGED:
-                run_signal_handlers()
-                self.check_tasks_not_lost()
-
-    cdef int check_tasks_not_lost(self) except -1:
-        """join() between sleep slices: raise TaskLostError if a dead process holds tasks."""
-        lost = lost_tasks(self.holders)
-        if lost is None:
-            return 0
-        pids, count = lost
-        raise TaskLostError(
-            f"join() cannot return: process{'es' if len(pids) > 1 else ''} "
-            f"{', '.join(map(str, pids))} died holding {count} unfinished task"
-            f"{'s' if count > 1 else ''} of this JoinableQueue", pids, count)
-
 
 cdef inline bint needs_finishing(uint32_t kind) noexcept:
     return (kind == SHM_RECORD_PICKLE or kind == SHM_RECORD_BUFFERS or kind == SHM_RECORD_SPILL
             or kind == SHM_RECORD_RAW)
-
-
-# Per process being started: our descriptor -> the reference that passes it to the child.
-_fds_passed_to_child = _spill_weakref.WeakKeyDictionary()
-
-
-cdef object fd_reference(int fd, bint spawning):
-    """How a descriptor of this process travels in a pickle (see MessageRing.handle)."""
-    if fd < 0:
-        return None
-    if spawning:
-        # A Pipe's two ends share one segment: pass each descriptor once per process start.
-        from multiprocessing import context, reduction
-        shared = _fds_passed_to_child.setdefault(context.get_spawning_popen(), {})
-        if fd not in shared:
-            shared[fd] = reduction.DupFd(fd)
-        return shared[fd]
-    return (<int>shm_current_pid(), fd)
-
-
-cdef tuple where_to_open(object reference):
-    """(pid, fd) to open through /proc for a descriptor reference: as sent, or, for a descriptor
-    inherited at process start, this process's own copy. A Pipe's two ends unpickle the same
-    inherited reference: the second time, its descriptor is already closed and the object it names
-    is already mapped (Segment.attach and SpillFile.attach look up the id first), so -1 is given."""
-    if isinstance(reference, tuple):
-        return reference
-    if getattr(reference, "_shmproc_consumed", False):
-        return (_os.getpid(), -1)
-    reference._shmproc_consumed = True
-    return (_os.getpid(), reference.detach())
-
-
-cdef void close_if_inherited(object reference, object fd) noexcept:
-    if not isinstance(reference, tuple) and fd >= 0:
-        close(fd)
-
-
-cdef int adopt_pipe_end(object reference, int mode) except -2:
-    """This process's own descriptor for a notify pipe end; -1 if there is none to have (a write
-    end nobody reads any more needs no signalling)."""
-    if reference is None:
-        return -1
-    if not isinstance(reference, tuple):
-        fd = reference.detach()
-        _os.set_inheritable(fd, False)
-        return fd
-    pid, fd = reference
-    try:
-        return _os.open(f"/proc/{pid}/fd/{fd}", mode | _os.O_NONBLOCK | _os.O_CLOEXEC)
-    except OSError as exc:
-        if mode == _os.O_WRONLY and exc.errno == errno.ENXIO:
-            return -1
-        raise FileNotFoundError(
-            exc.errno, f"cannot attach a queue or connection: process {pid}, which sent it, has "
-                       f"exited or closed it (keep it open in the sender until the receiver has it)"
-        ) from None
-
-
-cdef uint64_t checked_capacity(object capacity) except 0:
-    cdef uint64_t value = capacity
-    if value < MIN_CAPACITY or value > MAX_CAPACITY or value & (value - 1):
-        raise ValueError(f"ring capacity must be a power of two between {MIN_CAPACITY} and "
-                         f"{MAX_CAPACITY} bytes, not {capacity}")
-    return value
-
-
-cdef tuple create_channel(int nrings, object capacity, object maxsize, bint joinable,
-                          bint growable):
-    """A new channel segment with nrings empty rings, and its spill file. A growable ring (a
-    queue's: one per channel) allocates only its window's pages now."""
-    cdef uint64_t window = checked_capacity(capacity)
-    cdef uint64_t ring_capacity = GROWABLE_CAPACITY if growable else window
-    assert nrings == 1 or not growable
-    if maxsize is None or maxsize <= 0:
-        maxsize = 0
-    cdef uint64_t header_end = align_up(SHM_SEGMENT_HEADER + sizeof(shm_channel_t), 4096)
-    cdef uint64_t payload = header_end - SHM_SEGMENT_HEADER + nrings * ring_capacity
-    cdef Segment segment = Segment.create(
-        payload, header_end - SHM_SEGMENT_HEADER + window if growable else None)
-    cdef shm_channel_t *channel = <shm_channel_t *>(segment.base + SHM_SEGMENT_HEADER)
-    cdef SpillFile spill = SpillFile.create(segment, &channel.spill)
-    memcpy(channel.spill_id, <char *>spill.id, 16)
-    channel.nrings = nrings
-    for i in range(nrings):
-        channel.ring[i].capacity = ring_capacity
-        channel.ring[i].window = window
-        channel.ring[i].reserved = window
-        channel.ring[i].data_offset = header_end + i * ring_capacity
-        channel.ring[i].maxsize = maxsize
-        channel.ring[i].joinable = joinable
-    shm_store_u64(&channel.magic, SHM_CHANNEL_MAGIC)
-    return segment, spill
-
-
-def open_pipe_rings(bint duplex, capacity=PIPE_CAPACITY):
-    """The rings of a new Pipe: [(reader, writer)] per direction. Each reader holds only the read end
-    of its ring's notify pipe and each writer only the write end, so that a reader sees EOF when
-    every writer, in every process, is gone."""
-    cdef int nrings = 2 if duplex else 1
-    segment, spill = create_channel(nrings, capacity, 0, False, False)
-    pairs = []
-    for i in range(nrings):
-        read_fd, write_fd = _os.pipe2(_os.O_NONBLOCK | _os.O_CLOEXEC)
-        reader = MessageRing.__new__(MessageRing)
-        (<MessageRing>reader).bind(segment, spill, i, ROLE_READ, read_fd, -1, True)
-        writer = MessageRing.__new__(MessageRing)
-        (<MessageRing>writer).bind(segment, spill, i, ROLE_WRITE, -1, write_fd, False)
-        pairs.append((reader, writer))
-    return pairs
-
-
-def _rebuild_ring(cls, handle):
-    obj = cls.__new__(cls)
-    (<MessageRing>obj).attach(handle)
-    return obj

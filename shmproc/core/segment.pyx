@@ -1,4 +1,4 @@
-# segment: create, map and attach shared memory; the only place that calls mmap.
+# segment: create, map and attach shared-memory segments.
 #
 # A segment is an *unnamed* file on the shared-memory filesystem (O_TMPFILE in /dev/shm, or a memfd
 # where O_TMPFILE is not supported). It never has a name in /dev/shm, so no process, however it dies,
@@ -9,8 +9,6 @@
 # handle that crosses a process boundary is (id, size, pid, fd), and the id in the segment's header
 # proves that the descriptor was not recycled for something else in between.
 
-import os as _os
-import weakref as _weakref
 
 # id -> Segment, for the segments this process has mapped: attaching the same segment twice maps it
 # once. A forked child inherits the table together with the mappings it describes.
@@ -27,12 +25,12 @@ cdef int _open_unnamed(str directory) except -1:
     try:
         return _os.open(directory, _os.O_RDWR | _os.O_CLOEXEC | O_TMPFILE, 0o600)
     except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+        if exc.errno not in (_errno.EOPNOTSUPP, _errno.EISDIR, _errno.EINVAL):
             raise
     # A filesystem without O_TMPFILE: fall back to an anonymous memfd, made private to the user.
     fd = memfd_create(b"shmproc", MFD_CLOEXEC)
     if fd < 0:
-        raise OSError(cerrno.errno, "memfd_create failed")
+        raise shm_os_error(cerrno.errno, "create a shared-memory file (memfd_create)")
     _os.fchmod(fd, 0o600)
     return fd
 
@@ -44,28 +42,18 @@ cdef int _reserve(int fd, size_t size, str directory) except -1:
     if statvfs(directory.encode(), &info) == 0:
         free = <size_t>info.f_bavail * info.f_frsize
         if size > free:
-            raise OSError(errno.ENOSPC,
-                          f"not enough shared memory: {size} bytes requested, {free} free in {directory} "
-                          f"(make it larger, or point SHMPROC_SHM_DIR at a larger tmpfs)")
+            raise shm_os_error(ENOSPC, f"allocate {size} bytes ({free} free)")
     cdef int rc
     with nogil:
         rc = fallocate(fd, 0, 0, <off_t>size)
     if rc != 0:
-        err = cerrno.errno
-        if err in (errno.ENOSPC, errno.ENOMEM, errno.EFBIG):
-            raise OSError(err, f"not enough shared memory for {size} bytes in {directory}")
-        raise OSError(err, f"cannot allocate {size} bytes of shared memory: {_os.strerror(err)}")
+        raise shm_os_error(cerrno.errno, f"allocate {size} bytes of shared memory")
     return 0
 
 
 cdef class Segment:
     """One mapping of a shared-memory segment in this process. Unmapped when the last reference in
     this process goes away; the memory itself lives on while any process maps it."""
-    cdef readonly bytes id
-    cdef readonly size_t size        # bytes mapped, header included
-    cdef char *base
-    cdef int fd
-    cdef object __weakref__
 
     def __cinit__(self):
         self.base = NULL
@@ -110,20 +98,13 @@ cdef class Segment:
             return seg
         seg = Segment.__new__(Segment)
         seg.size = size
-        try:
-            seg.fd = _os.open(f"/proc/{pid}/fd/{fd}", _os.O_RDWR | _os.O_CLOEXEC)
-        except OSError as exc:
-            raise FileNotFoundError(
-                exc.errno,
-                f"cannot attach a shared-memory segment: process {pid}, which sent its handle, has "
-                f"exited or dropped it (keep the object alive in the sender until the receiver has it)"
-            ) from None
+        seg.fd = open_peer_fd(pid, fd, _os.O_RDWR, "a shared-memory segment")
         if _os.fstat(seg.fd).st_size != size:
-            raise FileNotFoundError(errno.ENOENT, f"the segment behind process {pid}'s fd {fd} is not the one sent")
+            raise FileNotFoundError(_errno.ENOENT, f"the segment behind process {pid}'s fd {fd} is not the one sent")
         seg._map()
         cdef shm_segment_header_t *header = <shm_segment_header_t *>seg.base
         if header.magic != SHM_SEGMENT_MAGIC or memcmp(header.id, <char *>id, 16) != 0:
-            raise FileNotFoundError(errno.ENOENT, f"the segment behind process {pid}'s fd {fd} is not the one sent")
+            raise FileNotFoundError(_errno.ENOENT, f"the segment behind process {pid}'s fd {fd} is not the one sent")
         seg.id = id
         _mapped_segments[id] = seg
         return seg
@@ -131,7 +112,7 @@ cdef class Segment:
     cdef int _map(self) except -1:
         cdef void *address = mmap(NULL, self.size, PROT_READ | PROT_WRITE, MAP_SHARED, self.fd, 0)
         if address == MAP_FAILED:
-            raise OSError(cerrno.errno, f"mmap of {self.size} bytes of shared memory failed")
+            raise shm_os_error(cerrno.errno, f"map {self.size} bytes of shared memory")
         self.base = <char *>address
         return 0
 
@@ -142,9 +123,7 @@ cdef class Segment:
         with nogil:
             rc = fallocate(self.fd, 0, <off_t>offset, <off_t>length)
         if rc != 0:
-            err = cerrno.errno
-            raise OSError(err, f"cannot grow shared memory by {length} bytes in {shm_directory()}: "
-                               f"{_os.strerror(err)}")
+            raise shm_os_error(cerrno.errno, f"grow shared memory by {length} bytes")
         return 0
 
     cdef void release_range(self, uint64_t offset, uint64_t length) noexcept nogil:

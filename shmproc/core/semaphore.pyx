@@ -45,10 +45,8 @@ cdef class Semaphore(SharedPrimitive):
             spin = False
             if self.take():
                 return True
-            if result == WAIT_TIMEOUT:
+            if after_wait(result):
                 return False
-            if result != WAIT_CHANGED:
-                run_signal_handlers()
 
     cdef int release_checked(self) except -1:
         cdef shm_semaphore_t *sem = self.sem()

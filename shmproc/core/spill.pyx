@@ -1,4 +1,4 @@
-# spill: where a message too large for its ring goes (queues issue).
+# spill: where a message too large for its ring goes (docs/queues.md).
 #
 # A message larger than a quarter of its ring is written into a range of a second file, the channel's
 # spill file, and the ring carries only (slot, generation, length). The spill file is sparse and
@@ -17,13 +17,12 @@
 #
 # Slot states and who may change them are in ring.h and docs/internals/ring.md.
 
-import weakref as _spill_weakref
 
 cdef uint64_t SPILL_CACHE_BYTES = 256 << 20
 cdef bytes SPILL_FILE_MAGIC = b"shmspil1"
 
 # id -> SpillFile: one mapping cache per channel per process, however many ring objects share it.
-_spill_files = _spill_weakref.WeakValueDictionary()
+_spill_files = _weakref.WeakValueDictionary()
 
 
 cdef int write_pieces(int fd, uint64_t *position, piece_list_t *pieces) noexcept nogil:
@@ -56,10 +55,6 @@ cdef int write_pieces(int fd, uint64_t *position, piece_list_t *pieces) noexcept
 
 cdef class SpillMapping:
     """This process's mapping of one slot's range, at one generation."""
-    cdef char *address
-    cdef uint64_t size
-    cdef uint32_t generation
-    cdef bint populated            # its page tables are filled (a writer's), not faulted lazily
 
     def __dealloc__(self):
         if self.address != NULL:
@@ -69,11 +64,6 @@ cdef class SpillMapping:
 cdef class SpillLease:
     """A received message's hold on its slot: exports the range's bytes (writable) and frees the
     slot when the last view of them is gone, in the process that took it."""
-    cdef SpillFile spill
-    cdef SpillMapping mapping
-    cdef uint32_t slot
-    cdef uint32_t holder
-    cdef uint64_t length
 
     def __getbuffer__(self, Py_buffer *buffer, int flags):
         PyBuffer_FillInfo(buffer, self, self.mapping.address, <Py_ssize_t>self.length, 0, flags)
@@ -87,12 +77,6 @@ cdef class SpillLease:
 
 
 cdef class SpillFile:
-    cdef int fd
-    cdef readonly bytes id
-    cdef Segment segment           # the channel segment holding the slot table
-    cdef shm_spill_table_t *table
-    cdef dict mappings             # slot -> SpillMapping
-    cdef object __weakref__
 
     def __cinit__(self):
         self.fd = -1
@@ -121,14 +105,9 @@ cdef class SpillFile:
             return spill
         spill = SpillFile.__new__(SpillFile)
         spill.segment, spill.table, spill.id = segment, table, id
-        try:
-            spill.fd = _os.open(f"/proc/{pid}/fd/{fd}", _os.O_RDWR | _os.O_CLOEXEC)
-        except OSError as exc:
-            raise FileNotFoundError(
-                exc.errno, f"cannot attach a queue's spill file: process {pid}, which sent the queue, "
-                           f"has exited or closed it") from None
+        spill.fd = open_peer_fd(pid, fd, _os.O_RDWR, "a queue's spill file")
         if _os.pread(spill.fd, 24, 0) != SPILL_FILE_MAGIC + id:
-            raise FileNotFoundError(errno.ENOENT, f"process {pid}'s fd {fd} is not the spill file sent")
+            raise FileNotFoundError(_errno.ENOENT, f"process {pid}'s fd {fd} is not the spill file sent")
         _spill_files[id] = spill
         return spill
 
@@ -158,7 +137,7 @@ cdef class SpillFile:
         cdef void *address = mmap(NULL, mapping.size, PROT_READ | PROT_WRITE, flags, self.fd,
                                   <off_t>entry.offset)
         if address == MAP_FAILED:
-            raise OSError(cerrno.errno, f"mmap of a {mapping.size}-byte spill range failed")
+            raise shm_os_error(cerrno.errno, f"map a {mapping.size}-byte spill range")
         mapping.address = <char *>address
         self.mappings[slot] = mapping
         return mapping
@@ -215,18 +194,14 @@ cdef class SpillFile:
                             err = cerrno.errno
                 if err == 0:
                     return 0
-                if attempt or (err != errno.ENOSPC and err != errno.ENOMEM):
+                if attempt or (err != _errno.ENOSPC and err != _errno.ENOMEM):
                     break
                 self.punch_cached_ranges()
         except BaseException:
             self.abandon_slot(slot)
             raise
         self.abandon_slot(slot)
-        if err == errno.ENOSPC or err == errno.ENOMEM:
-            raise OSError(err, f"not enough shared memory for a {length}-byte message in "
-                               f"{shm_directory()}: {_os.strerror(err)}")
-        raise OSError(err, f"writing a {length}-byte message to a queue's spill file failed: "
-                           f"{_os.strerror(err)}")
+        raise shm_os_error(err, f"write a {length}-byte message to a queue's spill file")
 
     cdef int acquire_slot(self, uint64_t size, bint block, int64_t deadline,
                           bint *fresh) except -2:
@@ -251,10 +226,8 @@ cdef class SpillFile:
             with nogil:
                 result = wait_while_equal(&table.released, observed, &table.sleepers, deadline, spin)
             spin = False
-            if result == WAIT_TIMEOUT:
+            if after_wait(result):
                 return -1
-            if result != WAIT_CHANGED:
-                run_signal_handlers()
 
     cdef int claim_locked(self, uint64_t size, bint *fresh) except -2:
         cdef shm_spill_table_t *table = self.table

@@ -17,6 +17,16 @@ from libc.stdint cimport int8_t, int16_t, uint8_t, uint16_t
 # ctypes is imported when the first wrapper is made (by then sharedctypes.py has imported it):
 # every spawned child imports the core, and ctypes would add ~3 ms to each.
 _ctypes = None
+# shmproc.sharedctypes.synchronized, which a wrapper unpickles through. The core sits below that
+# module and does not import it: the module registers the function when it is imported (it always
+# is before a wrapper exists: it makes them).
+_synchronized_factory = None
+
+
+def register_synchronized_factory(factory):
+    """Called by shmproc.sharedctypes at import: how a pickled wrapper is rebuilt."""
+    global _synchronized_factory
+    _synchronized_factory = factory
 
 _TWO_TO_THE_64 = 1 << 64
 
@@ -282,8 +292,9 @@ cdef class SynchronizedBase:
         return self._lock
 
     def __reduce__(self):
-        from shmproc.sharedctypes import synchronized
-        return (synchronized, (self._obj, self._lock))
+        if _synchronized_factory is None:
+            raise TypeError(f"cannot pickle {type(self).__name__}: import shmproc.sharedctypes first")
+        return (_synchronized_factory, (self._obj, self._lock))
 
     def __repr__(self):
         return '<%s wrapper for %s>' % (type(self).__name__, self._obj)

@@ -1,4 +1,6 @@
 # wait: how a thread waits for a shared word to change. Spin, yield, then sleep on the futex.
+# Both spin policies live here: the adaptive one the primitives use (spin_while_equal, and lock.pyx's
+# acquiring spin, which learns through the same budget), and the ring's time-based one (spin_for).
 #
 # Why this order: on these virtual machines a futex wake costs tens of microseconds while a spinning
 # hand-off costs well under one, so a short spin catches most hand-offs. The spin is bounded and
@@ -79,6 +81,36 @@ cdef bint spin_while_equal(uint32_t *word, uint32_t expected) noexcept nogil:
     return False
 
 
+# The ring's policy: how long a reader spins for a message before it sleeps. A Python peer needs a
+# microsecond or two to answer, and a futex sleep + wake costs ~5-50 us on these VMs, so the ring
+# spins longer than the locks do (ping-pong over two queues, processes on two cores: 0.5 us a round
+# trip against ~10 us with the locks' adaptive spin). It yields the core every half microsecond, so
+# that a peer sharing its core gets to run (same ping-pong on one core: 7 us; multiprocessing.Queue:
+# 40 us).
+cdef int64_t RING_SPIN_NS = 20_000
+cdef int64_t RING_YIELD_EVERY_NS = 500
+
+
+cdef bint spin_for(uint32_t *word, uint32_t expected, int64_t budget_ns) noexcept nogil:
+    """Spin, yielding the core every RING_YIELD_EVERY_NS, up to budget_ns while *word == expected;
+    True if it changed."""
+    cdef int64_t now = shm_monotonic_ns()
+    cdef int64_t until = now + budget_ns
+    cdef int64_t next_yield = now + RING_YIELD_EVERY_NS
+    cdef int i
+    while True:
+        for i in range(64):
+            if shm_load_u32(word) != expected:
+                return True
+            shm_cpu_relax()
+        now = shm_monotonic_ns()
+        if now >= until:
+            return False
+        if now >= next_yield:
+            sched_yield()
+            next_yield = now + RING_YIELD_EVERY_NS
+
+
 cdef WaitResult wait_while_equal(uint32_t *word, uint32_t expected, uint32_t *sleepers,
                                  int64_t deadline, bint spin) noexcept nogil:
     """Wait (at most one slice) while *word == expected. The caller re-checks its condition."""
@@ -97,6 +129,11 @@ cdef WaitResult wait_while_equal(uint32_t *word, uint32_t expected, uint32_t *sl
             learn_from_sleep(shm_monotonic_ns() - now)
     shm_fetch_sub_u32(sleepers, 1)
     return result_of_sleep(rc, until, deadline)
+
+
+cdef inline uint32_t *low_half(uint64_t *index) noexcept nogil:
+    # The futex word of a 64-bit counter: its low half, at its own address (ring.h checks endianness).
+    return <uint32_t *>index
 
 
 cdef inline void wake_sleepers(uint32_t *word, uint32_t *sleepers, int n) noexcept nogil:

@@ -38,7 +38,6 @@ cdef extern from "atomics.h" nogil:
     void shm_store_u16(uint16_t *p, uint16_t v)
     uint16_t shm_fetch_add_u16(uint16_t *p, uint16_t v)
     bint shm_cas_u16(uint16_t *p, uint16_t *expected, uint16_t desired)
-    void shm_store_u32(uint32_t *p, uint32_t v)
     int32_t shm_fetch_add_i32(int32_t *p, int32_t v)
     bint shm_cas_i32(int32_t *p, int32_t *expected, int32_t desired)
     int64_t shm_load_i64(int64_t *p)

@@ -2,7 +2,7 @@
  *
  * These bytes are an ABI between processes (possibly built from different commits, if a user mixes
  * installs), so every field has a fixed width and the sizes are checked at compile time. Each
- * primitive is allocated on its own cache line (segments.py rounds blocks up to 64 bytes) so that two
+ * primitive is allocated on its own cache line (core/heap.pyx rounds blocks up to 64 bytes) so that two
  * unrelated locks never share a line. */
 #ifndef SHMPROC_LAYOUT_H
 #define SHMPROC_LAYOUT_H

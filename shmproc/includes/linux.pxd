@@ -48,3 +48,14 @@ cdef extern from "<sched.h>" nogil:
 cdef extern from "<sys/prctl.h>" nogil:
     int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)
     const int PR_SET_PDEATHSIG
+
+cdef extern from "<poll.h>" nogil:
+    # A Connection's EOF and closed-reader checks look at its notify pipe end (notify.pyx).
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd *fds, unsigned long nfds, int timeout)
+    const short POLLIN
+    const short POLLHUP
+    const short POLLERR

@@ -93,13 +93,3 @@ cdef extern from "ring.h" nogil:
         shm_spill_table_t spill
         shm_ring_t ring[2]
         shm_task_holder_t holder[1]
-
-cdef extern from "<poll.h>" nogil:
-    struct pollfd:
-        int fd
-        short events
-        short revents
-    int poll(pollfd *fds, unsigned long nfds, int timeout)
-    const short POLLIN
-    const short POLLHUP
-    const short POLLERR

@@ -14,6 +14,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))   # support modules
 import support_queues  # noqa: E402
 from support_queues import joined  # noqa: E402
+
 from shmproc import _core  # noqa: E402
 from shmproc.queues import Empty, JoinableQueue, Queue  # noqa: E402
 
@@ -102,7 +103,7 @@ def test_producer_killed_inside_put_loses_at_most_that_message(start_method):
     q.task_done()
     # The counts too: a killed producer's half-published put is completed or absent, never half,
     # so qsize() is exact and join() (bounded: run in a thread) returns.
-    head, tail, gets, puts, _, _ = q._indices()
+    head, tail, gets, puts, _, _ = _core.debug_ring_indices(q)
     assert (head, gets, q.qsize()) == (tail, puts, 0)
     joiner = threading.Thread(target=q.join, daemon=True)
     joiner.start()
@@ -148,7 +149,7 @@ def test_consumers_killed_while_a_grown_ring_wraps_leaps_and_rewinds(start_metho
         rest.extend(q.get_many(100_000, timeout=10))
     with pytest.raises(Empty):
         q.get_nowait()
-    head, tail, gets, puts, _, _ = q._indices()
+    head, tail, gets, puts, _, _ = _core.debug_ring_indices(q)
     assert (head, gets, q.qsize(), q.empty()) == (tail, puts, 0, True), "counts off after the kills"
     assert shared[2] == 0, "a consumer received a batch that is not a run of consecutive values"
     assert rest == list(range(rest[0], shared[1])), "the last reader's messages are not a run"
@@ -179,7 +180,7 @@ def test_writer_killed_inside_a_fresh_range_write(monkeypatch):
     a dead process until every other slot is taken; then it is recovered with its range punched
     out (a range with holes is never reused warm: a copy into a hole SIGBUSes on a full /dev/shm),
     and the queue goes on. Needs ~0.7 GB of memory for a moment (255 slots of 2 MiB)."""
-    from test_segments import shm_directory_on_tmpfs
+    from support_segments import shm_directory_on_tmpfs
 
     def used(path):
         info = os.statvfs(path)
@@ -187,7 +188,7 @@ def test_writer_killed_inside_a_fresh_range_write(monkeypatch):
 
     ctx = multiprocessing.get_context("fork")
     with shm_directory_on_tmpfs(monkeypatch, "768m") as path:
-        for attempt in range(5):
+        for _ in range(5):
             q = Queue(capacity=1 << 16)
             base = used(path)
             victim = ctx.Process(target=support_queues.put_large_array, args=(q, 128 << 20))
@@ -201,7 +202,6 @@ def test_writer_killed_inside_a_fresh_range_write(monkeypatch):
             if partial < (128 << 20):
                 break                        # killed inside the write
             q.close()                        # it finished first: try again on a new queue
-            del q
         else:
             pytest.skip("never caught the producer inside its write")
         assert partial >= 16 << 20

@@ -1,10 +1,6 @@
-"""Module-level child targets for the synchronization tests (spawned children import them), and
-a private tmpfs for tests that fill or measure shared memory."""
-import contextlib
+"""Module-level child targets for the synchronization tests (spawned children import them)."""
 import os
 import signal
-import subprocess
-import tempfile
 import time
 
 
@@ -22,6 +18,7 @@ def hold_lock_and_die(lock, ready):
 
 def increment_under_lock(lock, counter_block_handle, times):
     import numpy as np
+
     from shmproc._core import Block
     counter = np.frombuffer(Block.attach(counter_block_handle), dtype=np.int64, count=1)
     for _ in range(times):
@@ -44,6 +41,7 @@ def acquire_and_report(lock, acquired, timeout):
 
 def semaphore_worker(sem, peak_lock, peak_block_handle, rounds):
     import numpy as np
+
     from shmproc._core import Block
     peak = np.frombuffer(Block.attach(peak_block_handle), dtype=np.int64, count=2)
     for _ in range(rounds):
@@ -68,6 +66,7 @@ def wait_event(event, seen, timeout):
 
 def condition_consumer(cond, items_block_handle, done):
     import numpy as np
+
     from shmproc._core import Block
     items = np.frombuffer(Block.attach(items_block_handle), dtype=np.int64, count=2)
     with cond:
@@ -80,6 +79,7 @@ def condition_consumer(cond, items_block_handle, done):
 
 def barrier_rounds(barrier, rounds, results_block_handle, slot):
     import numpy as np
+
     from shmproc._core import Block
     results = np.frombuffer(Block.attach(results_block_handle), dtype=np.int64, count=64)
     for _ in range(rounds):
@@ -122,22 +122,6 @@ def block_in_wait(kind, obj, ready, interrupted):
         interrupted.set()
 
 
-def attach_and_sleep(block_handle, ready):
-    from shmproc._core import Block
-    block = Block.attach(block_handle)
-    memoryview(block)[0] = 7
-    ready.set()
-    time.sleep(60)
-
-
-def create_segment_then_die(size, ready):
-    from shmproc._core import allocate
-    block = allocate(size)
-    memoryview(block)[:] = b"\x01" * len(memoryview(block))
-    ready.set()
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
 def exercise_all_primitives(lock, rlock, sem, event, cond, barrier, done):
     """Use each primitive once from the child side; the parent checks the effects."""
     lock.release()                  # the parent left it held
@@ -149,19 +133,3 @@ def exercise_all_primitives(lock, rlock, sem, event, cond, barrier, done):
         cond.notify()
     barrier.wait(10)
     done.set()
-
-
-@contextlib.contextmanager
-def mounted_tmpfs(size):
-    """A tmpfs of our own (needs root, as CI and this machine have); None where mounting fails."""
-    path = tempfile.mkdtemp(prefix="shmproc-tmpfs-")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", path],
-                      capture_output=True).returncode != 0:
-        os.rmdir(path)
-        yield None
-        return
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "--lazy", path], check=True)   # lazily: a dying block may still map it
-        os.rmdir(path)

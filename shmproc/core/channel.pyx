@@ -1,0 +1,114 @@
+# channel: creating a channel (one segment holding one or two rings, with its spill file), and moving
+# a ring of it to another process (a handle out, a Ring back in).
+#
+# A queue's channel has one growable ring that every user both writes and reads; a Pipe's has one
+# ring per direction, each used by a reading end and a writing end. Each Ring object also holds the
+# ends of its ring's notify pipe that its role needs (notify.pyx).
+
+QUEUE_CAPACITY = 4 << 20
+PIPE_CAPACITY = 1 << 20
+cdef uint64_t MIN_CAPACITY = 4096
+cdef uint64_t MAX_CAPACITY = 1 << 30
+# A queue's ring is growable: this much address space, of which only the window's pages are
+# allocated while readers keep up (see "Growth" in docs/internals/ring.md). multiprocessing's Queue
+# buffers without bound in its feeder; ours holds up to this many bytes of small records (large
+# messages live in the spill file), or until /dev/shm is full (OSError), before put() blocks. Mapped
+# address space costs nothing until touched; 16 GiB lets a process map thousands of queues.
+cdef uint64_t GROWABLE_CAPACITY = 1 << 34
+
+
+cdef uint64_t checked_capacity(object capacity) except 0:
+    cdef uint64_t value = capacity
+    if value < MIN_CAPACITY or value > MAX_CAPACITY or value & (value - 1):
+        raise ValueError(f"ring capacity must be a power of two between {MIN_CAPACITY} and "
+                         f"{MAX_CAPACITY} bytes, not {capacity}")
+    return value
+
+
+cdef tuple create_channel(int nrings, object capacity, object maxsize, bint joinable,
+                          bint growable):
+    """A new channel segment with nrings empty rings, and its spill file. A growable ring (a
+    queue's: one per channel) allocates only its window's pages now."""
+    cdef uint64_t window = checked_capacity(capacity)
+    cdef uint64_t ring_capacity = GROWABLE_CAPACITY if growable else window
+    assert nrings == 1 or not growable
+    if maxsize is None or maxsize <= 0:
+        maxsize = 0
+    cdef uint64_t header_end = align_up(SHM_SEGMENT_HEADER + sizeof(shm_channel_t), 4096)
+    cdef uint64_t payload = header_end - SHM_SEGMENT_HEADER + nrings * ring_capacity
+    cdef Segment segment = Segment.create(
+        payload, header_end - SHM_SEGMENT_HEADER + window if growable else None)
+    cdef shm_channel_t *channel = <shm_channel_t *>(segment.base + SHM_SEGMENT_HEADER)
+    cdef SpillFile spill = SpillFile.create(segment, &channel.spill)
+    memcpy(channel.spill_id, <char *>spill.id, 16)
+    channel.nrings = nrings
+    for i in range(nrings):
+        channel.ring[i].capacity = ring_capacity
+        channel.ring[i].window = window
+        channel.ring[i].reserved = window
+        channel.ring[i].data_offset = header_end + i * ring_capacity
+        channel.ring[i].maxsize = maxsize
+        channel.ring[i].joinable = joinable
+    shm_store_u64(&channel.magic, SHM_CHANNEL_MAGIC)
+    return segment, spill
+
+
+cdef Ring bound_ring(Segment segment, SpillFile spill, int index, int role, int read_fd,
+                     int write_fd, bint eof_detection):
+    cdef Ring ring = Ring.__new__(Ring)
+    ring.bind(segment, spill, index, role, read_fd, write_fd, eof_detection)
+    return ring
+
+
+cdef Ring new_queue_ring(object maxsize, bint joinable, object capacity):
+    """A new queue's only ring, read and written by every user of the queue."""
+    segment, spill = create_channel(1, capacity, maxsize, joinable, True)
+    read_fd, write_fd = _os.pipe2(_os.O_NONBLOCK | _os.O_CLOEXEC)
+    return bound_ring(segment, spill, 0, ROLE_BOTH, read_fd, write_fd, False)
+
+
+cdef list new_pipe_rings(bint duplex, object capacity):
+    """The rings of a new Pipe: [(reader, writer)] per direction. Each reader holds only the read end
+    of its ring's notify pipe and each writer only the write end, so that a reader sees EOF when
+    every writer, in every process, is gone."""
+    cdef int nrings = 2 if duplex else 1
+    segment, spill = create_channel(nrings, capacity, 0, False, False)
+    pairs = []
+    for i in range(nrings):
+        read_fd, write_fd = _os.pipe2(_os.O_NONBLOCK | _os.O_CLOEXEC)
+        pairs.append((bound_ring(segment, spill, i, ROLE_READ, read_fd, -1, True),
+                      bound_ring(segment, spill, i, ROLE_WRITE, -1, write_fd, False)))
+    return pairs
+
+
+cdef tuple ring_handle(Ring ring):
+    """What another process needs to use this ring in the same role: its channel's segment and
+    spill file, and the notify pipe ends this object holds (passed as handles.pyx says)."""
+    cdef bint spawning = _mp_context.get_spawning_popen() is not None
+    _, size, _, _ = ring.segment.handle()
+    return (ring.segment.id, size, fd_reference(ring.segment.fd, spawning),
+            ring.spill.id, fd_reference(ring.spill.fd, spawning),
+            ring.ring_index, ring.role, ring.notify.eof_detection,
+            fd_reference(ring.notify.read_fd, spawning), fd_reference(ring.notify.write_fd, spawning))
+
+
+cdef Ring attach_ring(tuple handle):
+    """The Ring a handle names, in this process."""
+    segment_id, size, segment_fd, spill_id, spill_fd, index, role, eof, read_fd, write_fd = handle
+    pid, fd = where_to_open(segment_fd)
+    try:
+        segment = Segment.attach(segment_id, size, pid, fd)
+    finally:
+        close_if_inherited(segment_fd, fd)
+    cdef shm_channel_t *channel = <shm_channel_t *>((<Segment>segment).base + SHM_SEGMENT_HEADER)
+    if channel.magic != SHM_CHANNEL_MAGIC or memcmp(channel.spill_id, <char *>spill_id, 16):
+        raise ValueError("not a shmproc channel")
+    pid, fd = where_to_open(spill_fd)
+    try:
+        spill = SpillFile.attach((spill_id, pid, fd), segment, &channel.spill)
+    finally:
+        close_if_inherited(spill_fd, fd)
+    cdef Ring ring = bound_ring(segment, spill, index, role, -1, -1, eof)
+    ring.notify.read_fd = adopt_pipe_end(read_fd, _os.O_RDONLY)
+    ring.notify.write_fd = adopt_pipe_end(write_fd, _os.O_WRONLY)
+    return ring
