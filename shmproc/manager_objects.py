@@ -152,8 +152,8 @@ def _server_writer(name):
 def _replicated_class(typeid):
     """The server-side class for typeid: each exposed method under "op<name>", and the table the
     server dispatches through (so that __getattribute__ and __setattr__ can be served methods)."""
-    dispatch = {}
-    namespace = {"_shmproc_dispatch": dispatch}
+    dispatch: dict[str, str] = {}
+    namespace: dict[str, object] = {"_shmproc_dispatch": dispatch}
     for name in READERS[typeid]:
         namespace["op" + name] = _server_reader(name)
         dispatch[name] = "op" + name

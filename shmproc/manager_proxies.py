@@ -48,9 +48,9 @@ def client(address, authkey):
                                      _serializers.get(address, "pickle"))
 
 
-def dispatch(conn, ident, name, args=(), kwds={}):
+def dispatch(conn, ident, name, args=(), kwds=None):
     """Send one request on conn and return its result (or raise its error)."""
-    conn.send((ident, name, args, kwds))
+    conn.send((ident, name, args, kwds or {}))
     kind, result = conn.recv()
     if kind == "#RETURN":
         return result
@@ -78,7 +78,7 @@ class _Watch:
 
     def __init__(self, address, authkey):
         self.address = address
-        self.dead = False
+        self.dead: bool | None = False
         self._conn = client(address, authkey)
         dispatch(self._conn, None, "accept_connection", ("shmproc-watch",))
         threading.Thread(target=self._wait, name="shmproc-manager-watch", daemon=True).start()
@@ -187,8 +187,9 @@ class BaseProxy:
         dispatch(conn, None, "accept_connection", (name,))
         self._tls.connection = conn
 
-    def _callmethod(self, methodname, args=(), kwds={}):
+    def _callmethod(self, methodname, args=(), kwds=None):
         """Call a method of the referent in the manager; return a copy of the result."""
+        kwds = kwds or {}
         try:
             conn = self._tls.connection
         except AttributeError:
@@ -328,7 +329,10 @@ def RebuildProxy(func, token, serializer, kwds):
     return func(token, serializer, incref=incref, **kwds)
 
 
-def MakeProxyType(name, exposed, _cache={}):
+_proxy_types: dict = {}
+
+
+def MakeProxyType(name, exposed, _cache=_proxy_types):
     """A proxy type whose methods are the names in exposed, each a remote call."""
     exposed = tuple(exposed)
     try:

@@ -55,7 +55,7 @@ class Server:
             address = manager_transport.private_socket_address()
         self.listener = manager_transport.listen(address, ssl_context, serializer=serializer)
         self.address = self.listener.address
-        self.id_to_obj = {"0": (None, (), None)}
+        self.id_to_obj: dict = {"0": (None, (), None)}
         self.id_to_refcount = {}
         self.id_to_local_proxy_obj = {}
         self.mutex = threading.Lock()

@@ -316,13 +316,15 @@ def _queue(maxsize=0):
 
 
 def _pool(*args, **kwds):
+    """shmproc's Pool where this version has one, else multiprocessing's."""
+    import importlib
     try:
-        from shmproc.pool import Pool
+        module = importlib.import_module("shmproc.pool")
     except ModuleNotFoundError as exc:
         if exc.name != "shmproc.pool":
             raise
-        from multiprocessing.pool import Pool
-    return Pool(*args, **kwds)
+        module = importlib.import_module("multiprocessing.pool")
+    return module.Pool(*args, **kwds)
 
 
 class SyncManager(BaseManager):
@@ -430,7 +432,7 @@ class SharedMemoryManager(BaseManager):
             try:
                 dispatch(conn, None, "track_segment", (name_of(obj),))
             except BaseException:
-                name_of(obj) and shared_memory.SharedMemory(name_of(obj)).unlink()
+                shared_memory.SharedMemory(name_of(obj)).unlink()
                 raise
         finally:
             conn.close()

@@ -19,7 +19,7 @@ import shmproc.managers
 sys.modules["multiprocessing.managers"] = shmproc.managers
 multiprocessing.managers = shmproc.managers
 
-import test._test_multiprocessing as cpython_tests
+import test._test_multiprocessing as cpython_tests  # noqa: E402  (after the substitution above)
 
 assert cpython_tests.BaseManager is shmproc.managers.BaseManager
 

@@ -22,11 +22,13 @@ ONE_CLIENT = [
 
 def start_manager(library):
     """A started manager of `library` ("shmproc" or "multiprocessing")."""
+    manager_class: type
     if library == "shmproc":
-        from shmproc.managers import SyncManager
-        manager = SyncManager(ctx=FORK)
+        from shmproc import managers
+        manager_class = managers.SyncManager
     else:
-        manager = multiprocessing.managers.SyncManager(ctx=FORK)
+        manager_class = multiprocessing.managers.SyncManager
+    manager = manager_class(ctx=FORK)
     manager.start()
     return manager
 
