@@ -381,16 +381,34 @@ def _proxytype_of(typeid):
 
 # --- replicated objects: dict, list, Namespace, Value, Array ------------------------------------
 
-def _replica_reader(name):
-    def method(self, /, *args):
+def _fast_method(name, on_local):
+    """A proxy method: on_local(local object, name, args, kwds) once the fast path is attached,
+    else a call through the manager. Checks that the manager is alive (one attribute load)."""
+    def method(self, /, *args, **kwds):
         local = self._local
         if local is None or local is False or self._watch.dead is not False:
             local = self._fast()
             if local is False:
-                return self._callmethod(name, args)
-        return local.read(name, args)
+                return self._callmethod(name, args, kwds)
+        return on_local(local, name, args, kwds)
     method.__name__ = name
     return method
+
+
+def _read(replica, name, args, kwds):
+    return replica.read(name, args)
+
+
+def _write(replica, name, args, kwds):
+    return replica.write(name, args, kwds)
+
+
+def _call_direct(obj, name, args, kwds):
+    return getattr(obj, name)(*args, **kwds)
+
+
+def _replica_reader(name):
+    return _fast_method(name, _read)
 
 
 def _replica_list_reader(name):
@@ -409,33 +427,19 @@ def _copy_list(values):
 
 
 def _replica_writer(name):
-    def method(self, /, *args, **kwds):
-        local = self._local
-        if local is None or local is False or self._watch.dead is not False:
-            local = self._fast()
-            if local is False:
-                return self._callmethod(name, args, kwds)
-        return local.write(name, args, kwds)
-    method.__name__ = name
-    return method
+    return _fast_method(name, _write)
 
 
 _ATTRIBUTE_ACCESS = ("__getattribute__", "__setattr__", "__delattr__")
 
 
 def _blind_writer(typeid, name, arity):
-    def method(self, /, *args):
-        local = self._local
-        if local is None or local is False or self._watch.dead is not False:
-            local = self._fast()
-            if local is False:
-                return self._callmethod(name, args)
-        if len(args) != arity:
-            return local.write(name, args)      # raises as the method would
+    def on_local(replica, name, args, kwds):
+        if len(args) != arity or kwds:
+            return replica.write(name, args, kwds)      # raises as the method would
         blind_check(typeid, args)
-        return local.write_blind(name, args)
-    method.__name__ = name
-    return method
+        return replica.write_blind(name, args)
+    return _fast_method(name, on_local)
 
 
 def _replicated_proxy(name, typeid, bases=(), extra=None):
@@ -544,15 +548,7 @@ ArrayProxy = _replicated_proxy("ArrayProxy", "Array")
 # --- direct objects: the shmproc object itself ------------------------------------------------
 
 def _direct(name):
-    def method(self, /, *args, **kwds):
-        local = self._local
-        if local is None or local is False or self._watch.dead is not False:
-            local = self._fast()
-            if local is False:
-                return self._callmethod(name, args, kwds)
-        return getattr(local, name)(*args, **kwds)
-    method.__name__ = name
-    return method
+    return _fast_method(name, _call_direct)
 
 
 def _direct_proxy(name, exposed, bases=(), extra=None):

@@ -262,10 +262,7 @@ class Replica:
             finally:
                 lock.release()
         with self.mutex:
-            try:
-                lock.acquire()
-            except _core.OwnerDiedError:
-                log.acquire()
+            log.acquire()
             try:
                 if log.end.load() != self.position:
                     self._catch_up_locked()
@@ -308,10 +305,7 @@ class Replica:
         lock = log.lock
         size = len(payload)
         with self.mutex:
-            try:
-                lock.acquire()
-            except _core.OwnerDiedError:
-                log.acquire()
+            log.acquire()
             try:
                 end = log.end.load()
                 server_pos = log.server_pos.load()

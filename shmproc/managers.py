@@ -137,11 +137,7 @@ class BaseManager:
     def connect(self):
         """Connect to a running manager at self.address."""
         remember_manager(self._address, self._authkey, self._ssl_context, self._serializer)
-        conn = client(self._address, self._authkey)
-        try:
-            dispatch(conn, None, "dummy")
-        finally:
-            conn.close()
+        self._server_call("dummy")
         self._state.value = State.STARTED
 
     def start(self, initializer=None, initargs=()):
@@ -205,19 +201,19 @@ class BaseManager:
             if not self._process.is_alive():
                 self._process = None
 
-    def _debug_info(self):
+    def _server_call(self, name, *args):
+        """Call a server function on a connection of its own."""
         conn = client(self._address, self._authkey)
         try:
-            return dispatch(conn, None, "debug_info")
+            return dispatch(conn, None, name, args)
         finally:
             conn.close()
 
+    def _debug_info(self):
+        return self._server_call("debug_info")
+
     def _number_of_objects(self):
-        conn = client(self._address, self._authkey)
-        try:
-            return dispatch(conn, None, "number_of_objects")
-        finally:
-            conn.close()
+        return self._server_call("number_of_objects")
 
     def __enter__(self):
         if self._state.value == State.INITIAL:

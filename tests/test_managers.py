@@ -248,7 +248,10 @@ def test_pickle_before_authentication_is_never_loaded(served, tmp_path):
     server, key, refusals = served
     marker = tmp_path / "marker"
     payload = pickle.dumps((None, "create", ("dict",), {"evil": _WritesMarker(str(marker))}))
-    for frame in (payload[:200], payload):     # within and beyond the first frame's bound
+    padded = pickle.dumps((None, "create", ("dict",), {"evil": _WritesMarker(str(marker)),
+                                                        "padding": "x" * 4096}))
+    assert len(payload) <= 256 < len(padded)
+    for frame in (payload, padded):            # within and beyond the first frame's bound
         sock = _raw_connection(server.address)
         sock.sendall(struct.pack("!i", len(frame)) + frame)
         assert refusals.seen.wait(5)
