@@ -43,6 +43,7 @@ _LENGTH = struct.Struct("<I")
 _MARSHAL = b"m"
 _PICKLE = b"p"
 RESYNC = b"r"
+_MARSHAL_KIND, _PICKLE_KIND = _MARSHAL[0], _PICKLE[0]
 
 _IMMUTABLE = frozenset({int, float, str, bytes, bool, type(None), complex, range})
 
@@ -185,34 +186,50 @@ class Replica:
     # --- applying the log ---------------------------------------------------------------------
 
     def _apply_new(self):
-        """Apply every committed record past self.position (mutex held)."""
+        """Apply every committed record past self.position (mutex held). The new bytes are copied
+        out in one piece, then checked not to have been overwritten meanwhile, then parsed."""
         log = self.log
         end = log.end.load()
         position = self.position
         if end == position:
             return
         capacity = log.capacity
+        if end - position > capacity:
+            raise _Behind
+        data = log.read(position, end - position)
+        if log.end.load() - position > capacity:
+            raise _Behind               # overwritten while we copied it
+        view = memoryview(data)
         state = self.state
-        while position < end:
-            if end - position > capacity:
-                raise _Behind
-            size, = _LENGTH.unpack(log.read(position, 4))
-            payload = log.read(position + 4, size)
-            if log.end.load() - position > capacity:
-                raise _Behind   # overwritten while we copied it
-            position += 4 + size
-            if payload == RESYNC:
-                if self._is_server:
-                    continue
-                self.position = position
-                raise _Behind
-            try:
-                _call(state, _decode(payload))
-            except Exception:
-                pass    # it failed for its writer too, identically: the replicas still agree
-            self.position = position
-        if self._is_server:
-            log.server_pos.store(position)
+        unpack = _LENGTH.unpack_from
+        total = end - position
+        offset = 0
+        try:
+            while offset < total:
+                size, = unpack(data, offset)
+                start = offset + 5
+                offset += 4 + size
+                kind = data[start - 1]
+                if kind == _MARSHAL_KIND:
+                    op = marshal.loads(view[start:offset])
+                elif kind == _PICKLE_KIND:
+                    op = pickle.loads(view[start:offset])
+                elif self._is_server:
+                    continue            # RESYNC: the server's replica is the reference
+                else:
+                    raise _Behind
+                try:
+                    method = getattr(state, op[0])
+                    if len(op) == 2:
+                        method(*op[1])
+                    else:
+                        method(*op[1], **op[2])
+                except Exception:
+                    pass    # it failed for its writer too, identically: the replicas still agree
+        finally:
+            self.position = position + offset
+            if self._is_server:
+                log.server_pos.store(self.position)
 
     def refresh(self):
         """Bring this replica up to date (mutex held)."""
@@ -300,26 +317,33 @@ class Replica:
         for arg in args:
             if type(arg) not in _MARSHAL_SCALARS:
                 return self.write(name, args)
-        payload = _MARSHAL + marshal.dumps((name, args))
+        payload = marshal.dumps((name, args))
+        size = len(payload) + 1
+        record = _LENGTH.pack(size) + _MARSHAL + payload
+        size += 4
         log = self.log
-        lock = log.lock
-        size = len(payload)
-        with self.mutex:
-            log.acquire()
-            try:
-                end = log.end.load()
-                server_pos = log.server_pos.load()
-                if size + 4 > log.capacity // 2 or end + size + 4 - server_pos > log.capacity:
-                    blind = False
+        capacity = log.capacity
+        if size > capacity // 2:
+            return self.write(name, args)
+        # No mutex: this touches the shared log only, never this process's replica.
+        log.acquire()
+        try:
+            end = log.end.load()
+            server_pos = log.server_pos.load()
+            blind = end + size - server_pos <= capacity
+            if blind:
+                start = end % capacity
+                if start + size <= capacity:
+                    log.ring[start:start + size] = record
                 else:
-                    blind = True
-                    log.write(end, _LENGTH.pack(size) + payload)
-                    log.end.store(end + size + 4)
-                    log.grew(end, end + size + 4, server_pos)
-            finally:
-                lock.release()
+                    log.write(end, record)
+                log.end.store(end + size)
+        finally:
+            log.lock.release()
         if not blind:
-            self.write(name, args)
+            return self.write(name, args)
+        log.grew(end, end + size, server_pos)
+        return None
 
     def _catch_up_locked(self):
         try:
