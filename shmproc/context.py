@@ -7,9 +7,9 @@ set_executable, set_forkserver_preload, the exception classes) are the standard 
 objects: ``except multiprocessing.TimeoutError`` catches shmproc's timeouts too.
 
 The factory methods import their modules when first called: the primitives live in modules that
-need the compiled core, and a program that only starts processes should not pay for them. Pools and
-managers are shmproc's own where shmproc.pool and shmproc.managers exist, else multiprocessing's,
-which work with shmproc's processes under every start method.
+need the compiled core, and a program that only starts processes should not pay for them. The
+pool is shmproc's own (shmproc.pool); managers are shmproc's where shmproc.managers exists, else
+multiprocessing's, which work with shmproc's processes under every start method.
 
 The Process class of each start method is here too, as in multiprocessing, each importing its
 popen_* module only when it starts a process: process.py then needs nothing from this module at
@@ -75,9 +75,6 @@ class BaseContext(_mp_context.BaseContext):
             raise ValueError(f"cannot find context for {method!r}") from None
         ctx._check_available()
         return ctx
-
-    def _standard_library_context(self):
-        return _compat.standard_context(self.get_context()._name)
 
     # Synchronization primitives: the futex-based ones of the compiled core.
 
@@ -161,16 +158,13 @@ class BaseContext(_mp_context.BaseContext):
         from shmproc import connection
         return connection.Pipe(duplex)
 
-    # Pools and managers: shmproc's where its module exists, else multiprocessing's.
+    # Pools: shmproc's own. Managers: shmproc's where its module exists, else multiprocessing's.
 
     def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None):
-        """Returns a process pool object"""
-        pool = _shmproc_or_none("shmproc.pool")
-        context = self.get_context()
-        if pool is None:
-            from multiprocessing import pool
-            context = _StandardPoolContext(context)
-        return pool.Pool(processes, initializer, initargs, maxtasksperchild, context=context)
+        """Returns a process pool object (shmproc.pool.Pool takes retries, task_timeout and
+        cluster too)"""
+        from shmproc.pool import Pool
+        return Pool(processes, initializer, initargs, maxtasksperchild, context=self.get_context())
 
     def Manager(self):
         """Returns a manager associated with a running server process"""
@@ -180,20 +174,6 @@ class BaseContext(_mp_context.BaseContext):
         manager = managers.SyncManager(ctx=self.get_context())
         manager.start()
         return manager
-
-
-class _StandardPoolContext:
-    """What multiprocessing.Pool gets as its context: shmproc's processes, but the standard library's
-    SimpleQueue, whose pipe internals (_reader, _writer, _poll) the pool's threads use directly."""
-
-    def __init__(self, context):
-        self._context = context
-
-    def SimpleQueue(self):
-        return self._context._standard_library_context().SimpleQueue()
-
-    def __getattr__(self, name):
-        return getattr(self._context, name)
 
 
 #

@@ -71,10 +71,9 @@ def test_exceptions_are_the_standard_librarys():
     assert issubclass(shmproc.OwnerDiedError, RuntimeError)
 
 
-def test_pool_is_still_the_standard_librarys_and_works():
-    # When shmproc gets its own, this test changes, and docs/differences.md with it.
+def test_the_pool_is_shmprocs():
     with shmproc.Pool(1) as pool:
-        assert type(pool).__module__ == "multiprocessing.pool"
+        assert type(pool).__module__ == "shmproc.pool"
         assert pool.apply(abs, (-3,)) == 3
 
 
@@ -89,7 +88,8 @@ def test_modules_define_all():
     import importlib
     for module in ("shmproc.synchronize", "shmproc.sharedctypes", "shmproc.ndarray",
                    "shmproc.queues", "shmproc.connection", "shmproc.context", "shmproc.process",
-                   "shmproc._compat", "shmproc.managers"):
+                   "shmproc._compat", "shmproc.pool", "shmproc.futures", "shmproc.pool_results",
+                   "shmproc.pool_engine", "shmproc.pool_worker", "shmproc.managers"):
         mod = importlib.import_module(module)
         assert mod.__all__, module
         for name in mod.__all__:
