@@ -312,15 +312,9 @@ def _queue(maxsize=0):
 
 
 def _pool(*args, **kwds):
-    """shmproc's Pool where this version has one, else multiprocessing's."""
-    import importlib
-    try:
-        module = importlib.import_module("shmproc.pool")
-    except ModuleNotFoundError as exc:
-        if exc.name != "shmproc.pool":
-            raise
-        module = importlib.import_module("multiprocessing.pool")
-    return module.Pool(*args, **kwds)
+    """shmproc's Pool, made in the manager process (its proxy goes through the server)."""
+    from shmproc.pool import Pool
+    return Pool(*args, **kwds)
 
 
 class SyncManager(BaseManager):
