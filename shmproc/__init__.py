@@ -24,6 +24,7 @@ if not any(_os.path.exists(_os.path.join(_os.path.dirname(__file__), "_core" + s
 from threading import BrokenBarrierError
 
 from shmproc import context as _context
+from shmproc import keeper_client as _keeper_client  # noqa: F401  (names this process tree for its keeper)
 from shmproc._version import __version__
 from shmproc.context import AuthenticationError, BufferTooShort, Process, ProcessError, TimeoutError
 
@@ -86,6 +87,10 @@ def __getattr__(name):
         from shmproc import ndarray
         value = globals()[name] = getattr(ndarray, name)
         return value
+    # multiprocessing.reduction is always there (its context imports it); so is ours, on first use.
+    if name == "reduction":
+        import importlib
+        return importlib.import_module("shmproc.reduction")
     if name == "OwnerDiedError":
         from shmproc._core import OwnerDiedError
         globals()[name] = OwnerDiedError

@@ -9,23 +9,50 @@ forked child that inherits the sending end keeps it open until it closes it).
 ``fileno()`` gives a descriptor that select() and ``wait()`` see readable while a message or EOF is
 waiting; asking for it makes every later send to an empty ring write one byte to that descriptor.
 
-``Listener``, ``Client`` and the authentication helpers are the standard library's (sockets between
-machines are not what shared memory is for), re-exported so that ``shmproc.connection`` can stand in
-for ``multiprocessing.connection``.
+A Connection pickles to another process (through a queue, a Pipe or a socket connection) as a
+handle that carries duplicates of its descriptors, so the sender may close its end once sent.
+
+``Listener``, ``Client``, the address helpers and authentication are in shmproc/listener.py (mostly
+the standard library's; that file says whose is what), re-exported here so that ``shmproc.connection``
+stands in for ``multiprocessing.connection``.
 """
 import multiprocessing.connection as _mp_connection
-from multiprocessing import BufferTooShort
-from multiprocessing.connection import Client, Listener, answer_challenge, deliver_challenge
+import multiprocessing.context as _mp_context
+import multiprocessing.reduction as _mp_reduction
+import os
+from multiprocessing import AuthenticationError, BufferTooShort
 
 from shmproc import _core
+from shmproc import listener as _listener
+from shmproc import reduction as _reduction  # noqa: F401 - sockets' connections pickle in messages
+from shmproc.listener import (  # noqa: F401
+    Client,
+    Listener,
+    SocketConnection,
+    UnauthenticatedListenerWarning,
+    address_type,
+    answer_challenge,
+    arbitrary_address,
+    default_family,
+    deliver_challenge,
+    families,
+)
 
-__all__ = ["BufferTooShort", "Client", "Connection", "Listener", "Pipe", "answer_challenge",
-           "deliver_challenge", "wait"]
+__all__ = ["AuthenticationError", "BufferTooShort", "Connection", "Pipe", "wait"] + _listener.__all__
 
 
 class Connection:
     """One end of a Pipe: multiprocessing's Connection API over a reading and a writing
-    _core.ConnectionEnd (either may be None)."""
+    _core.ConnectionEnd (either may be None).
+
+    ``Connection(handle, readable=True, writable=True)`` with a descriptor (an int), as
+    multiprocessing.connection.Connection is called, gives the standard library's connection over
+    that socket or pipe descriptor (a ``SocketConnection``)."""
+
+    def __new__(cls, reader, writer=None, *args, **kwargs):
+        if isinstance(reader, int):
+            return SocketConnection(reader, *(() if writer is None else (writer,)) + args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, reader, writer):
         self._reader = reader
@@ -128,14 +155,48 @@ class Connection:
         self.close()
 
     def __reduce__(self):
+        # Pickled to another process (a queue, a pipe, a socket connection), a Connection carries
+        # duplicates of its descriptors, as multiprocessing's do, so the sender may close its end
+        # right after sending; while a process is being started they travel with the start.
         if self._closed:
             raise OSError("handle is closed")
-        return (Connection, (self._reader, self._writer))
+        if _mp_context.get_spawning_popen() is not None:
+            return (Connection, (self._reader, self._writer))
+        duplicates: dict = {}
+        return (_rebuild_connection, (_end_in_transit(self._reader, duplicates),
+                                      _end_in_transit(self._writer, duplicates)))
 
     def __repr__(self):
         state = "closed" if self._closed else ("duplex" if self._reader and self._writer else
                                                "read-only" if self._reader else "write-only")
         return f"<shmproc.connection.Connection {state} at {id(self):#x}>"
+
+
+def _end_in_transit(end, duplicates):
+    """An end's rebuild function and arguments, its handle (the last argument) with each of this
+    process's descriptors, named (pid, fd, token) there, replaced by a duplicate that the standard
+    library's resource sharer hands over (attaching takes either). One duplicate per descriptor:
+    both ends of a duplex Connection share the channel's segment."""
+    if end is None:
+        return None
+    rebuild, args = end.__reduce__()
+    if _core.pickling_for_a_ring():
+        return rebuild, args            # the ring deposits the descriptors with the keeper
+    own = os.getpid()
+
+    def carried(item):
+        if not (isinstance(item, tuple) and len(item) == 3 and item[0] == own):
+            return item
+        if item[1] not in duplicates:
+            duplicates[item[1]] = _mp_reduction.DupFd(item[1])
+        return duplicates[item[1]]
+
+    return rebuild, args[:-1] + (tuple(carried(item) for item in args[-1]),)
+
+
+def _rebuild_connection(reader, writer):
+    ends = [None if end is None else end[0](*end[1]) for end in (reader, writer)]
+    return Connection(*ends)
 
 
 def Pipe(duplex=True):
@@ -151,6 +212,17 @@ def Pipe(duplex=True):
 
 def wait(object_list, timeout=None):
     """Wait until an object in object_list is ready; return the ready ones
-    (multiprocessing.connection.wait). Takes Connections, queues (or their ``_reader``), process
-    sentinels, and anything else with a fileno() or an int descriptor."""
+    (multiprocessing.connection.wait, which it is: every object here has a descriptor). Takes
+    shmproc's and the standard library's Connections together, queues (or their ``_reader``),
+    sockets, process sentinels, and anything else with a fileno() or an int descriptor; timeouts
+    as there (negative: do not wait)."""
     return _mp_connection.wait(object_list, timeout)
+
+
+def __getattr__(name):
+    # The rest of multiprocessing.connection (its protocol constants, SocketListener, BUFSIZE, ...)
+    # is the standard library's, for code that reaches for it through this module.
+    try:
+        return getattr(_mp_connection, name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -147,11 +147,12 @@ class BaseContext(_mp_context.BaseContext):
 
     # Pools and managers: shmproc's own.
 
-    def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None):
-        """Returns a process pool object (shmproc.pool.Pool takes retries, task_timeout and
-        cluster too)"""
+    def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None, **options):
+        """Returns a process pool object (options: retries, task_timeout, cluster; see
+        shmproc.pool.Pool)"""
         from shmproc.pool import Pool
-        return Pool(processes, initializer, initargs, maxtasksperchild, context=self.get_context())
+        return Pool(processes, initializer, initargs, maxtasksperchild,
+                    context=self.get_context(), **options)
 
     def Manager(self):
         """Returns a manager associated with a running server process"""

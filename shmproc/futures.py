@@ -86,15 +86,20 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
     """
 
     def __new__(cls, max_workers=None, mp_context=None, initializer=None, initargs=(), *,
-                max_tasks_per_child=None, retries=0, task_timeout=None, cluster=None):
+                max_tasks_per_child=None, retries=0, task_timeout=None, cluster=None,
+                **cluster_options):
         if cluster is not None:
             return cluster_class("ClusterExecutor")(
                 max_workers, initializer, initargs, max_tasks_per_child, cluster=cluster,
-                mp_context=mp_context, retries=retries, task_timeout=task_timeout)
+                mp_context=mp_context, retries=retries, task_timeout=task_timeout,
+                **cluster_options)
         return super().__new__(cls)
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(), *,
-                 max_tasks_per_child=None, retries=0, task_timeout=None, cluster=None):
+                 max_tasks_per_child=None, retries=0, task_timeout=None, cluster=None,
+                 **cluster_options):
+        if cluster_options:
+            raise TypeError(f"{', '.join(cluster_options)}: only with cluster= (a Dask cluster)")
         self._engine: Any = None
         if max_workers is None:
             max_workers = os.cpu_count() or 1

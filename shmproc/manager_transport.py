@@ -21,25 +21,27 @@ import socket
 import struct
 import tempfile
 import threading
+import warnings
 from multiprocessing import AuthenticationError
 
-# Until shmproc.connection grows its own Listener and Client, the standard library's carry the
-# plain (non-TLS) connections: same wire protocol, so this is the one line to switch.
-from multiprocessing.connection import (
+# shmproc.connection's Listener and Client speak multiprocessing.connection's protocol (they are its
+# socket connections), so standard-library peers interoperate.
+from shmproc.connection import (
     Client as _PlainClient,
 )
-from multiprocessing.connection import (
+from shmproc.connection import (
     Listener as _PlainListener,
 )
-from multiprocessing.connection import (
-    XmlClient as _XmlClient,
-)
-from multiprocessing.connection import (
-    XmlListener as _XmlListener,
-)
-from multiprocessing.connection import (
+from shmproc.connection import (
+    UnauthenticatedListenerWarning,
     answer_challenge,
     deliver_challenge,
+)
+from shmproc.connection import (
+    XmlClient as _XmlClient,
+)
+from shmproc.connection import (
+    XmlListener as _XmlListener,
 )
 
 SERIALIZERS = ("pickle", "xmlrpclib")
@@ -199,7 +201,11 @@ def listen(address, ssl_context=None, backlog=128, serializer="pickle"):
         return _TLSListener(address, ssl_context, backlog)
     if serializer == "xmlrpclib":
         return _XmlListener(address=address, backlog=backlog)
-    return _PlainListener(address=address, backlog=backlog)
+    with warnings.catch_warnings():
+        # No authkey on purpose: the server authenticates each connection itself, in the
+        # connection's thread and with a deadline, so that a slow peer holds up no one.
+        warnings.simplefilter("ignore", UnauthenticatedListenerWarning)
+        return _PlainListener(address=address, backlog=backlog)
 
 
 def connect(address, authkey, ssl_context=None, serializer="pickle"):
@@ -222,8 +228,8 @@ def connect(address, authkey, ssl_context=None, serializer="pickle"):
     conn = SocketConnection(sock)
     try:
         # The challenge functions only call send_bytes/recv_bytes: any connection object does.
-        answer_challenge(conn, authkey)       # type: ignore[arg-type]
-        deliver_challenge(conn, authkey)      # type: ignore[arg-type]
+        answer_challenge(conn, authkey)
+        deliver_challenge(conn, authkey)
     except BaseException:
         conn.close()
         raise

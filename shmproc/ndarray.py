@@ -8,8 +8,9 @@ slices whose data lies inside the block travel the same way. An array whose data
 memory (``a + 1`` is a SharedNDArray too, as numpy makes results of the subclass) pickles as an
 ordinary ndarray copy: the data pointer is checked when it is pickled.
 
-The receiver maps the block from the sender, so the sender keeps the array alive until the receiver
-has it (as for every shmproc object; see docs/sharedctypes.md).
+Through a shmproc queue or pipe the array outlives its sender: a worker may put it and return
+(docs/internals/handles.md); pickled any other way, the sender keeps it alive until the receiver
+has it.
 """
 import math
 import operator

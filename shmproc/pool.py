@@ -95,15 +95,17 @@ class Pool:
     """
 
     def __new__(cls, processes=None, initializer=None, initargs=(), maxtasksperchild=None,
-                context=None, *, retries=0, task_timeout=None, cluster=None):
+                context=None, *, retries=0, task_timeout=None, cluster=None, **cluster_options):
         if cluster is not None:
             return cluster_class("ClusterPool")(processes, initializer, initargs, maxtasksperchild,
                                                 cluster=cluster, context=context, retries=retries,
-                                                task_timeout=task_timeout)
+                                                task_timeout=task_timeout, **cluster_options)
         return super().__new__(cls)
 
     def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None,
-                 context=None, *, retries=0, task_timeout=None, cluster=None):
+                 context=None, *, retries=0, task_timeout=None, cluster=None, **cluster_options):
+        if cluster_options:
+            raise TypeError(f"{', '.join(cluster_options)}: only with cluster= (a Dask cluster)")
         self._state: Any = None
         self._engine: Any = None
         if processes is None:

@@ -21,6 +21,7 @@ import time
 import traceback
 from typing import Any
 
+from shmproc import _core
 from shmproc.pool_results import MaybeEncodingError, _mp_pool
 
 ExceptionWithTraceback = _mp_pool.ExceptionWithTraceback
@@ -241,12 +242,16 @@ def _run_stamped(batch, kind, func, first_seq, items, record, base, clock, resul
 
 
 def _send(results, slot, batch, first_seq, values, flags, held, pid):
+    # Shared objects in the results are pickled here, before the put: their handles must still be
+    # deposited with the keeper, so that a result outlives this worker (docs/internals/handles.md).
+    mark = _core.handles_mark()
     if flags is not None:
         for index, flag in enumerate(flags):
             if flag == PICKLED:
                 held.append((batch, values[index]))
                 flags[index], values[index] = _encode_value(values[index])
         flags = "".join(flags)
+        _core.deposit_handles_since(results, mark)
     try:
         results.put((slot, pid, batch, first_seq, values, flags))
     except Exception as exc:

@@ -147,9 +147,6 @@ class BaseProcess(_mp_process.BaseProcess):
         """Wait until the child process ends, or until ``timeout`` seconds have passed."""
         if self._closed:
             raise ValueError("process object is closed")
-        if timeout is not None and timeout < 0:
-            # multiprocessing treats a negative timeout as 0; a negative wait is a caller's bug.
-            raise ValueError(f"timeout must be a non-negative number or None, not {timeout!r}")
         if self._parent_pid != os.getpid():
             raise ProcessStateError("can only join a child process")
         if self._popen is None:

@@ -8,13 +8,14 @@ when ``put()`` returns, and
 ``put_many(iterable)`` and ``get_many(max_messages)`` move many messages per lock acquisition.
 
 A queue pickles as a handle to its shared state, so it can be passed to a child under any start
-method (and through another queue or pipe); the sending process must still hold it when the
-receiver unpickles it.
+method, and through another queue or pipe; like every shared object sent through a queue, it
+outlives the process that sent it (docs/internals/handles.md).
 """
 import queue
 import types
 
 from shmproc import _core
+from shmproc import reduction as _reduction  # noqa: F401 - sockets' connections pickle in messages
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue", "Empty", "Full", "TaskLostError"]
 

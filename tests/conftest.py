@@ -8,6 +8,7 @@
 - An autouse guard: a test must leave no child process running and nothing new in /dev/shm.
 """
 import gc
+import inspect
 import multiprocessing
 import os
 import sys
@@ -20,10 +21,24 @@ sys.path.insert(0, os.path.dirname(__file__))   # support modules, importable by
 
 START_METHODS = ("fork", "spawn")
 
+# Processes a module-scoped fixture keeps for several tests (a Dask cluster's workers): the
+# guard below does not count them; the fixture that made them ends them.
+long_lived_pids = set()
+
 
 @pytest.fixture(params=START_METHODS)
 def ctx(request):
     return multiprocessing.get_context(request.param)
+
+
+def assert_signature_extends(ours, theirs):
+    """multiprocessing's parameters, in its order; shmproc's additions (Pool's retries=, cluster=,
+    ...) only as keyword arguments after them, so no call written for multiprocessing changes."""
+    parameters = list(ours.parameters.values())
+    standard = list(theirs.parameters.values())
+    assert parameters[:len(standard)] == standard, (ours, theirs)
+    extra_kinds = {inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD}
+    assert all(p.kind in extra_kinds for p in parameters[len(standard):]), (ours, theirs)
 
 
 def _shm_entries():
@@ -46,6 +61,8 @@ def _forkserver_and_trackers(children):
     helpers = ("forkserver", "resource_tracker")
     kept = []
     for child in children:
+        if child.pid in long_lived_pids:
+            continue
         try:
             cmdline = " ".join(child.cmdline())
         except psutil.Error:

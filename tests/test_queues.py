@@ -136,10 +136,19 @@ def test_generic_alias():
     assert SimpleQueue[int].__origin__ is SimpleQueue
 
 
-def test_negative_timeout_is_an_error():
-    q = Queue()
-    with pytest.raises(ValueError):
+def test_negative_timeout_means_zero():
+    # multiprocessing's rule: a negative timeout does not wait; NaN and non-numbers are errors.
+    q = Queue(1)
+    with pytest.raises(queue.Empty):
         q.get(timeout=-1)
+    q.put(1, timeout=-1)
+    with pytest.raises(queue.Full):
+        q.put(2, timeout=-5)
+    assert q.get(timeout=-1) == 1
+    with pytest.raises(ValueError):
+        q.get(timeout=float("nan"))
+    with pytest.raises(TypeError):
+        q.get(timeout="1")
 
 
 def test_a_queue_shows_only_the_api_and_multiprocessings_private_names():

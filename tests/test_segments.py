@@ -32,7 +32,7 @@ def wait_until(predicate, timeout):
 
 
 def descriptor_of(segment):
-    _, _, pid, fd = segment.handle()
+    _, _, (pid, fd, _) = segment.handle()
     assert pid == os.getpid()
     return fd
 
@@ -123,10 +123,10 @@ def test_attach_fails_clearly_when_the_sender_is_gone():
 
 def test_attach_checks_the_segment_identity():
     block = allocate(1 << 17)
-    (seg_id, size, pid, fd), offset, length = block.handle()
+    (seg_id, size, (pid, fd, token)), offset, length = block.handle()
     other = Segment.create(size - 64)          # same size, another id, its own descriptor
-    forged = ((b"\0" * 16, size, pid, descriptor_of(other)), offset, length)
-    with pytest.raises(FileNotFoundError, match="not the one sent"):
+    forged = ((b"\0" * 16, size, (pid, descriptor_of(other), token)), offset, length)
+    with pytest.raises(FileNotFoundError, match="cannot attach"):
         Block.attach(forged)
 
 

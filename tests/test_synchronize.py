@@ -90,17 +90,42 @@ def test_lock_repr_other_thread():
     t.join(JOIN)
 
 
-@pytest.mark.parametrize("bad", [-1, -0.5, float("nan")])
-def test_negative_or_nan_timeouts_are_rejected(bad):
-    for acquire in (shmproc.Lock().acquire, shmproc.RLock().acquire, shmproc.Semaphore(0).acquire):
-        with pytest.raises(ValueError):
-            acquire(timeout=bad)
-    with pytest.raises(ValueError):
-        shmproc.Event().wait(bad)
-    with pytest.raises(ValueError):
-        shmproc.Barrier(2).wait(bad)
+def held_lock(kind):
+    lock = kind()
+    threading.Thread(target=lock.acquire).start()    # held by another thread (that ended)
+    return lock
+
+
+@pytest.mark.parametrize("negative", [-1, -0.5, float("-inf")])
+def test_negative_timeouts_mean_zero(negative):
+    # multiprocessing's rule (its semaphores clamp a negative timeout to 0): try once, do not wait.
+    for lock in (held_lock(shmproc.Lock), held_lock(shmproc.RLock), shmproc.Semaphore(0)):
+        assert lock.acquire(timeout=negative) is False
+    free = shmproc.Lock()
+    assert free.acquire(timeout=negative) is True
+    assert shmproc.Event().wait(negative) is False
     cond = shmproc.Condition()
-    with cond, pytest.raises(ValueError):
+    with cond:
+        assert cond.wait(negative) is False
+        assert cond.wait_for(lambda: False, negative) is False
+    barrier = shmproc.Barrier(2, timeout=negative)
+    with pytest.raises(shmproc.BrokenBarrierError):
+        barrier.wait()
+    assert barrier.broken
+
+
+@pytest.mark.parametrize("bad, error", [(float("nan"), ValueError), ("1", TypeError)])
+def test_nan_and_non_number_timeouts_are_errors(bad, error):
+    for acquire in (shmproc.Lock().acquire, shmproc.RLock().acquire, shmproc.Semaphore(0).acquire):
+        with pytest.raises(error):
+            acquire(timeout=bad)
+    with pytest.raises(error):
+        shmproc.Event().wait(bad)
+    with pytest.raises(error):
+        shmproc.Barrier(2).wait(bad)
+    assert shmproc.Barrier(2, timeout=bad).parties == 2     # checked at wait(), as multiprocessing
+    cond = shmproc.Condition()
+    with cond, pytest.raises(error):
         cond.wait(bad)
 
 
@@ -427,8 +452,6 @@ def test_condition_wait_for():
 def test_barrier_validation_and_repr():
     with pytest.raises(ValueError):
         shmproc.Barrier(0)
-    with pytest.raises(ValueError):
-        shmproc.Barrier(2, timeout=-1)
     b = shmproc.Barrier(3)
     assert b.parties == 3 and b.n_waiting == 0 and not b.broken
     assert repr(b).endswith("waiters=0/3>")

@@ -35,7 +35,6 @@ cdef class Barrier(SharedPrimitive):
             raise ValueError("parties must be > 0")
         if parties > 0xffff:
             raise ValueError("parties must be <= 65535")
-        deadline_after(timeout)     # reject a bad default timeout now, not at the first wait
         cdef uint32_t nslots = max(2 * parties, 64)
         self._allocate(sizeof(shm_barrier_t) + nslots * sizeof(shm_barrier_party_t))
         self.barrier().parties = parties

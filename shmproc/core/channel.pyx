@@ -84,30 +84,31 @@ cdef list new_pipe_rings(bint duplex, object capacity):
 cdef tuple ring_handle(Ring ring):
     """What another process needs to use this ring in the same role: its channel's segment and
     spill file, and the notify pipe ends this object holds (passed as handles.pyx says)."""
-    cdef bint spawning = _mp_context.get_spawning_popen() is not None
-    _, size, _, _ = ring.segment.handle()
-    return (ring.segment.id, size, fd_reference(ring.segment.fd, spawning),
+    cdef bint spawning = is_spawning()
+    return (ring.segment.id, ring.segment.size, fd_reference(ring.segment.fd, spawning),
             ring.spill.id, fd_reference(ring.spill.fd, spawning),
             ring.ring_index, ring.role, ring.notify.eof_detection,
             fd_reference(ring.notify.read_fd, spawning), fd_reference(ring.notify.write_fd, spawning))
 
 
+cdef int deposit_handles(Ring ring, uint64_t pickled_before) except -1:
+    """The messages about to be put into ring hold handles: hand their descriptors to the keeper,
+    tied to the ring (its notify write end tells the keeper when no process can read it any more),
+    before any of them is published, so that they outlive this process (core/handles.pyx)."""
+    name = ring.segment.id + (<uint32_t>ring.ring_index).to_bytes(4, "little") + bytes(4)
+    # A queue's write end may be held as long as the queue lives (queues have no EOF); a Pipe's
+    # only while something sent through it waits, or its reader would never see EOF.
+    return deposit_pending(pickled_before, name, ring.notify.write_fd, ring.role == ROLE_BOTH)
+
+
 cdef Ring attach_ring(tuple handle):
     """The Ring a handle names, in this process."""
     segment_id, size, segment_fd, spill_id, spill_fd, index, role, eof, read_fd, write_fd = handle
-    pid, fd = where_to_open(segment_fd)
-    try:
-        segment = Segment.attach(segment_id, size, pid, fd)
-    finally:
-        close_if_inherited(segment_fd, fd)
+    segment = Segment.attach(segment_id, size, segment_fd)
     cdef shm_channel_t *channel = <shm_channel_t *>((<Segment>segment).base + SHM_SEGMENT_HEADER)
     if channel.magic != SHM_CHANNEL_MAGIC or memcmp(channel.spill_id, <char *>spill_id, 16):
         raise ValueError("not a shmproc channel")
-    pid, fd = where_to_open(spill_fd)
-    try:
-        spill = SpillFile.attach((spill_id, pid, fd), segment, &channel.spill)
-    finally:
-        close_if_inherited(spill_fd, fd)
+    spill = SpillFile.attach((spill_id, spill_fd), segment, &channel.spill)
     cdef Ring ring = bound_ring(segment, spill, index, role, -1, -1, eof)
     ring.notify.read_fd = adopt_pipe_end(read_fd, _os.O_RDONLY)
     ring.notify.write_fd = adopt_pipe_end(write_fd, _os.O_WRONLY)

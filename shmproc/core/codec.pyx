@@ -27,7 +27,8 @@ cdef object forking_dumps(object obj, object buffer_callback):
     """Pickle as multiprocessing's ForkingPickler does (sockets, Connections...): the slow path for
     objects that plain pickle refuses."""
     buf = _io.BytesIO()
-    _mp_reduction.ForkingPickler(buf, 5, buffer_callback=buffer_callback).dump(obj)
+    # positional: 3.11's ForkingPickler.__init__ takes no keyword arguments
+    _mp_reduction.ForkingPickler(buf, 5, True, buffer_callback).dump(obj)
     return buf.getvalue()
 
 
@@ -75,7 +76,13 @@ cdef object encode_object(object obj, encoded_t *e):
         except UnicodeEncodeError:      # lone surrogates: pickle copes
             pass
     cdef list buffers = []
-    stream = pickle_with_buffers(obj, buffers)
+    global ring_pickling_thread
+    cdef unsigned long outer = ring_pickling_thread
+    ring_pickling_thread = PyThread_get_thread_ident()
+    try:
+        stream = pickle_with_buffers(obj, buffers)
+    finally:
+        ring_pickling_thread = outer
     if not buffers:
         e.kind, e.length, e.data = SHM_RECORD_PICKLE, len(<bytes>stream), PyBytes_AS_STRING(stream)
         return stream

@@ -23,7 +23,10 @@ cdef class ConnectionEnd:
         """Connection.send: append obj, pickled here."""
         cdef encoded_t item
         check_open(self)
+        cdef uint64_t pickled_before = handles_pickled
         owner = encode_object(obj, &item)
+        if handles_pickled != pickled_before:
+            deposit_handles(self.ring, pickled_before)
         self.ring.send_encoded(&item, owner, True, NO_DEADLINE)
 
     def send_bytes(self, buffer, Py_ssize_t offset=0, size=None):

@@ -36,16 +36,19 @@ cdef int64_t NO_DEADLINE = -1
 cdef int64_t deadline_after(object timeout) except? -2:
     """The absolute monotonic deadline in ns for a user timeout; NO_DEADLINE for None.
 
-    A negative timeout is an error here (multiprocessing quietly treats it as 0): see
-    docs/differences.md."""
+    multiprocessing's rules, for every call that takes a timeout: a negative timeout means 0 (try
+    once, do not wait); a non-number raises TypeError; NaN raises ValueError (multiprocessing's
+    pipe-based waits do; its semaphore-based ones raise OSError(EINVAL) when they have to wait);
+    infinity, or anything past ~31 years, waits forever (multiprocessing raises OverflowError or
+    OSError there). See docs/differences.md, "Timeouts"."""
     if timeout is None:
         return NO_DEADLINE
     cdef double seconds = timeout
     if seconds != seconds:
         raise ValueError("timeout must be a number, not NaN")
-    if seconds < 0:
-        raise ValueError("timeout must be a non-negative number")
-    if seconds > 1e9:          # ~31 years: treat as forever rather than overflow
+    if seconds <= 0:
+        return shm_monotonic_ns()
+    if seconds > 1e9:
         return NO_DEADLINE
     return shm_monotonic_ns() + <int64_t>(seconds * 1e9)
 

@@ -8,6 +8,7 @@ cdef class Block:
     cdef readonly size_t size
     cdef uint32_t creator_pid
     cdef Heap heap                 # None for a block that owns its segment
+    cdef bint sent                 # its handle was pickled by reference: never reuse it
     cdef object __weakref__
     cdef inline char *pointer(self) noexcept
 

@@ -7,7 +7,9 @@
 #
 # Lifetime follows multiprocessing.heap: a small block goes back to its arena's free list when the
 # process that created it drops its last reference. Keep the object alive in the creator for as long
-# as children use it, as multiprocessing requires; a large block has no such rule.
+# as children started with it use it, as multiprocessing requires; a large block has no such rule.
+# A small block whose handle was pickled by reference (into a queue or pipe) is never reused by its
+# creator: the receiver may attach it after the creator dropped it (docs/internals/handles.md).
 #
 # After fork, the child must not carve from the parent's arenas (both would hand out the same
 # offsets), so the heap notices the new pid and starts afresh; the inherited blocks stay mapped.
@@ -25,7 +27,7 @@ cdef class Block:
     protocol (writable bytes), so numpy and ctypes can view it without a copy."""
 
     def __dealloc__(self):
-        if self.heap is not None and self.creator_pid == shm_current_pid():
+        if self.heap is not None and not self.sent and self.creator_pid == shm_current_pid():
             self.heap.release(self.segment, self.offset, self.size)
 
     cdef inline char *pointer(self) noexcept:
@@ -38,6 +40,8 @@ cdef class Block:
 
     def handle(self):
         """A small picklable record naming this block: (segment handle, offset, size)."""
+        if self.heap is not None and not is_spawning():
+            self.sent = True
         return (self.segment.handle(), self.offset, self.size)
 
     @staticmethod

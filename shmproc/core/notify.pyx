@@ -48,7 +48,7 @@ cdef void notify_signal(shm_ring_t *ring, notify_t *notify) noexcept:
     elif notify.read_fd >= 0:
         # A reader re-arming the pipe: open a write end just for this byte.
         try:
-            fd = open_peer_fd("self", notify.read_fd, _os.O_WRONLY | _os.O_NONBLOCK, "a notify pipe")
+            fd = reopen_own_fd(notify.read_fd, _os.O_WRONLY | _os.O_NONBLOCK)
             _os.write(fd, b"!")
             _os.close(fd)
         except BaseException:

@@ -43,7 +43,10 @@ cdef class QueueCore:
         check_usable(self)
         if block and timeout is not None:
             deadline = deadline_after(timeout)
+        cdef uint64_t pickled_before = handles_pickled
         owner = encode_object(obj, &item)
+        if handles_pickled != pickled_before:
+            deposit_handles(self.ring, pickled_before)
         if self.ring.send_encoded(&item, owner, block, deadline) == 0:
             raise Full
         return None
@@ -65,9 +68,11 @@ cdef class QueueCore:
             deadline = deadline_after(timeout)
         iterator = iter(items)
         error = None
+        cdef uint64_t pickled_before
         while True:
             owners = []
             count = 0
+            pickled_before = handles_pickled
             for obj in iterator:
                 try:
                     owners.append(encode_object(obj, &batch[count]))
@@ -79,6 +84,8 @@ cdef class QueueCore:
                     break
             if count == 0:
                 break
+            if handles_pickled != pickled_before:
+                deposit_handles(self.ring, pickled_before)
             written = self.ring.send_batch(batch, count, owners, block, deadline)
             total += written
             if written < count:
@@ -175,6 +182,15 @@ cdef class JoinableQueueCore(QueueCore):
         """Block until every item put has been taken and marked task_done()."""
         check_opened(self)
         join_tasks(self.ring.ring, &self.ring.tasks)
+
+
+def deposit_handles_since(QueueCore queue, mark):
+    """Before putting into queue a message whose parts were pickled in advance (the pool's
+    results): deposit the handles this thread pickled since handles_mark() returned mark, tied to
+    the queue, as put() does for what it pickles itself (core/handles.pyx)."""
+    check_usable(queue)
+    if handles_pickled != <uint64_t>mark:
+        deposit_handles(queue.ring, mark)
 
 
 def _rebuild_queue(cls, handle, simple):

@@ -432,6 +432,9 @@ cdef class Ring:
                 return 0
             if not block:
                 raise Empty
+            if self.notify.eof_detection and releases_unsettled:
+                settle_releases()       # the keeper may be about to close a writer's end
+                continue
             with nogil:
                 result = wait_while_equal(low_half(&self.ring.tail), observed,
                                           &self.ring.data_sleepers, deadline, False)

@@ -5,14 +5,18 @@
 # can leave it behind: the kernel frees it when the last descriptor and mapping are gone, that is when
 # the last process of the tree that used it has exited. It is created mode 0600.
 #
-# Another process attaches it by opening /proc/<pid>/fd/<fd> of a process that has it open: the
-# handle that crosses a process boundary is (id, size, pid, fd), and the id in the segment's header
-# proves that the descriptor was not recycled for something else in between.
+# The handle that crosses a process boundary is (id, size, descriptor reference); core/handles.pyx
+# says how the descriptor travels and is opened (through the sender's /proc entry, or the keeper's
+# copy once the sender is gone). The magic and id at the start of the segment's header prove that
+# the descriptor opened was not recycled for something else in between.
 
 
 # id -> Segment, for the segments this process has mapped: attaching the same segment twice maps it
 # once. A forked child inherits the table together with the mappings it describes.
 _mapped_segments = _weakref.WeakValueDictionary()
+
+# What a segment's first bytes are: the magic, then the id (shm_segment_header_t).
+cdef bytes SEGMENT_MAGIC_BYTES = int(SHM_SEGMENT_MAGIC).to_bytes(8, "little")
 
 
 def shm_directory():
@@ -91,20 +95,19 @@ cdef class Segment:
         return seg
 
     @staticmethod
-    def attach(bytes id, size_t size, int pid, int fd):
+    def attach(bytes id, size_t size, object reference):
         """The segment a handle names, mapped in this process (once)."""
         cdef Segment seg = _mapped_segments.get(id)
         if seg is not None:
+            drop_reference(reference)
             return seg
         seg = Segment.__new__(Segment)
         seg.size = size
-        seg.fd = open_peer_fd(pid, fd, _os.O_RDWR, "a shared-memory segment")
+        seg.fd = open_peer_fd(reference, _os.O_RDWR, "a shared-memory segment",
+                              SEGMENT_MAGIC_BYTES + id)
         if _os.fstat(seg.fd).st_size != size:
-            raise FileNotFoundError(_errno.ENOENT, f"the segment behind process {pid}'s fd {fd} is not the one sent")
+            raise FileNotFoundError(_errno.ENOENT, "the segment behind a handle is not the one sent")
         seg._map()
-        cdef shm_segment_header_t *header = <shm_segment_header_t *>seg.base
-        if header.magic != SHM_SEGMENT_MAGIC or memcmp(header.id, <char *>id, 16) != 0:
-            raise FileNotFoundError(_errno.ENOENT, f"the segment behind process {pid}'s fd {fd} is not the one sent")
         seg.id = id
         _mapped_segments[id] = seg
         return seg
@@ -131,8 +134,8 @@ cdef class Segment:
         fallocate(self.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, <off_t>offset, <off_t>length)
 
     def handle(self):
-        """What another process needs to attach this segment: (id, size, pid, fd)."""
-        return (self.id, self.size, <int>shm_current_pid(), self.fd)
+        """What another process needs to attach this segment: (id, size, descriptor reference)."""
+        return (self.id, self.size, fd_reference(self.fd, is_spawning()))
 
     def __repr__(self):
         return f"<shmproc Segment {self.id.hex()[:12]} size={self.size} fd={self.fd}>"

@@ -99,20 +99,20 @@ cdef class SpillFile:
 
     @staticmethod
     cdef SpillFile attach(object handle, Segment segment, shm_spill_table_t *table):
-        id, pid, fd = handle
+        id, reference = handle
         cdef SpillFile spill = _spill_files.get(id)
         if spill is not None:
+            drop_reference(reference)
             return spill
         spill = SpillFile.__new__(SpillFile)
         spill.segment, spill.table, spill.id = segment, table, id
-        spill.fd = open_peer_fd(pid, fd, _os.O_RDWR, "a queue's spill file")
-        if _os.pread(spill.fd, 24, 0) != SPILL_FILE_MAGIC + id:
-            raise FileNotFoundError(_errno.ENOENT, f"process {pid}'s fd {fd} is not the spill file sent")
+        spill.fd = open_peer_fd(reference, _os.O_RDWR, "a queue's spill file", SPILL_FILE_MAGIC + id)
         _spill_files[id] = spill
         return spill
 
     def handle(self):
-        return (self.id, <int>shm_current_pid(), self.fd)
+        """What another process needs to attach this file: (id, descriptor reference)."""
+        return (self.id, fd_reference(self.fd, is_spawning()))
 
     cdef SpillMapping mapping(self, uint32_t slot, bint populate):
         """This process's mapping of the slot's current range (cached while its generation holds).
