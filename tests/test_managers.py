@@ -482,4 +482,5 @@ def test_cpython_manager_tests(method):
                          cwd=os.path.dirname(HERE), env=env, capture_output=True, text=True,
                          timeout=360, check=False)
     assert run.returncode == 0, run.stderr[-5000:]
-    assert "OK" in run.stderr.splitlines()[-1]
+    # unittest's verdict (a child's late message to stderr may follow it).
+    assert any(line.startswith("OK") for line in run.stderr.splitlines()), run.stderr[-5000:]
