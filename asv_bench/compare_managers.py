@@ -14,17 +14,23 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import sys
+
 import numpy as np
 
 import shmproc
-from shmproc.bench.managers import (
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchmarks.manager_workloads import (  # noqa: E402
     ONE_CLIENT,
     NamespaceArrayReader,
     dict_from_clients,
     shared_objects,
     start_manager,
 )
-from shmproc.bench.timing import (
+
+from shmproc.bench.timing import (  # noqa: E402
     comparison_arguments,
     format_ratio,
     format_seconds,

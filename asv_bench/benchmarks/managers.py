@@ -1,18 +1,20 @@
 """Managers: shmproc.Manager() against multiprocessing.Manager(), through the public API only.
 `asv_bench/compare_managers.py` prints the same figures without asv, side by side with ratios.
 """
+from . import manager_workloads
 from .common import LIBRARIES, side_by_side_ratio
 
 CALLS = 1000
 
 
 def bench_helpers():
-    """shmproc.bench.managers, or NotImplementedError (asv: skipped) in versions without it."""
+    """The workloads (manager_workloads.py), or NotImplementedError (asv: skipped) when the
+    shmproc being measured has no managers of its own."""
     try:
-        from shmproc.bench import managers
+        import shmproc.managers  # noqa: F401
     except ImportError:
-        raise NotImplementedError("shmproc has no managers benchmarks in this version") from None
-    return managers
+        raise NotImplementedError("shmproc has no managers of its own in this version") from None
+    return manager_workloads
 
 
 class OneClient:

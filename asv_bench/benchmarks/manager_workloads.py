@@ -1,4 +1,5 @@
-"""Workloads for the manager benchmarks (asv_bench/compare_managers.py and the asv suite).
+"""Workloads for the manager benchmarks (asv_bench/compare_managers.py and the asv suite): their
+one home, beside the queue, lock and value workloads.
 
 Both libraries' managers are started the same way (a fork context's process) and used only through
 their public API: ``shmproc.Manager()`` against ``multiprocessing.Manager()``.
