@@ -8,14 +8,12 @@ objects: ``except multiprocessing.TimeoutError`` catches shmproc's timeouts too.
 
 The factory methods import their modules when first called: the primitives live in modules that
 need the compiled core, and a program that only starts processes should not pay for them. The
-pool is shmproc's own (shmproc.pool); managers are shmproc's where shmproc.managers exists, else
-multiprocessing's, which work with shmproc's processes under every start method.
+pool (shmproc.pool) and the managers (shmproc.managers) are shmproc's own.
 
 The Process class of each start method is here too, as in multiprocessing, each importing its
 popen_* module only when it starts a process: process.py then needs nothing from this module at
 import time, and the modules import one another in one direction only.
 """
-import importlib
 from multiprocessing import context as _mp_context
 from multiprocessing.context import (
     AuthenticationError,
@@ -48,17 +46,6 @@ __all__ = [
     "get_spawning_popen",
     "set_spawning_popen",
 ]
-
-
-def _shmproc_or_none(module_name):
-    """shmproc.pool or shmproc.managers, or None while that module does not exist (and only then: an
-    import error inside an existing module is a bug to see, not to paper over)."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return None
 
 
 class BaseContext(_mp_context.BaseContext):
@@ -158,6 +145,8 @@ class BaseContext(_mp_context.BaseContext):
         from shmproc import connection
         return connection.Pipe(duplex)
 
+    # Pools and managers: shmproc's own.
+
     def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None, **options):
         """Returns a process pool object (options: retries, task_timeout, cluster; see
         shmproc.pool.Pool)"""
@@ -167,10 +156,8 @@ class BaseContext(_mp_context.BaseContext):
 
     def Manager(self):
         """Returns a manager associated with a running server process"""
-        managers = _shmproc_or_none("shmproc.managers")
-        if managers is None:
-            from multiprocessing import managers
-        manager = managers.SyncManager(ctx=self.get_context())
+        from shmproc.managers import SyncManager
+        manager = SyncManager(ctx=self.get_context())
         manager.start()
         return manager
 

@@ -72,13 +72,15 @@ def test_exceptions_are_the_standard_librarys():
     assert issubclass(shmproc.OwnerDiedError, RuntimeError)
 
 
-def test_the_pool_is_shmprocs_and_the_manager_still_the_standard_librarys():
-    # When shmproc gets its own manager, this test changes, and docs/differences.md with it.
+def test_the_pool_is_shmprocs():
     with shmproc.Pool(1) as pool:
         assert type(pool).__module__ == "shmproc.pool"
         assert pool.apply(abs, (-3,)) == 3
+
+
+def test_manager_is_shmprocs_and_works():
     with shmproc.Manager() as manager:
-        assert type(manager).__module__ == "multiprocessing.managers"
+        assert type(manager).__module__ == "shmproc.managers"
         shared = manager.list([1, 2])
         assert list(shared) == [1, 2]
 
@@ -88,7 +90,8 @@ def test_modules_define_all():
     for module in ("shmproc.synchronize", "shmproc.sharedctypes", "shmproc.ndarray",
                    "shmproc.queues", "shmproc.connection", "shmproc.context", "shmproc.process",
                    "shmproc._compat", "shmproc.listener", "shmproc.reduction", "shmproc.pool",
-                   "shmproc.futures", "shmproc.pool_results", "shmproc.pool_engine", "shmproc.pool_worker"):
+                   "shmproc.futures", "shmproc.pool_results", "shmproc.pool_engine", "shmproc.pool_worker",
+                   "shmproc.managers"):
         mod = importlib.import_module(module)
         assert mod.__all__, module
         for name in mod.__all__:
