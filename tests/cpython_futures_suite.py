@@ -8,10 +8,14 @@ shmproc's in this interpreter only, so the suite's mixins (``executor_type``) an
 ``futures.ProcessPoolExecutor(...)`` calls both build shmproc's executor. The module is registered as
 ``test.test_concurrent_futures``: a spawned worker imports this file again as its main module (with
 the parent's argv), which loads the suite again, so the functions the tests send resolve there too.
-The optional ``Class.test`` arguments are tests not run (excluded; the caller says why).
+The optional ``Class.test`` arguments are tests not run (excluded; the caller says why). With
+``SHMPROC_VERDICTS=path``, each test's verdict is written there as JSON (``Class.test`` -> ok, fail,
+error or skip), which the caller reads instead of parsing unittest's interleaved output.
 """
 import concurrent.futures
 import importlib.util
+import json
+import os
 import sys
 import unittest
 
@@ -47,12 +51,40 @@ def selected_tests(module, method, excluded):
     return suite
 
 
+def verdicts(outcome, method):
+    """``Class.test`` (class without the start method's prefix) -> ok, fail, error or skip."""
+    def key(test):
+        return type(test).__name__[len(PREFIXES[method]):] + "." + test._testMethodName
+
+    found = {key(test): "ok" for test in outcome.tests_run}
+    for verdict, entries in (("fail", outcome.failures), ("error", outcome.errors),
+                             ("skip", outcome.skipped)):
+        for test, _ in entries:
+            if isinstance(test, unittest.TestCase):
+                found[key(test)] = verdict
+    return found
+
+
+class _RecordingResult(unittest.TextTestResult):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tests_run = []
+
+    def startTest(self, test):
+        self.tests_run.append(test)
+        super().startTest(test)
+
+
 def main(module, method, excluded):
     module.setUpModule()
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=_RecordingResult)
     try:
-        outcome = unittest.TextTestRunner(verbosity=2).run(selected_tests(module, method, excluded))
+        outcome = runner.run(selected_tests(module, method, excluded))
     finally:
         unittest.case.doModuleCleanups()
+    if os.environ.get("SHMPROC_VERDICTS"):
+        with open(os.environ["SHMPROC_VERDICTS"], "w") as out:
+            json.dump(verdicts(outcome, method), out, indent=1, sort_keys=True)
     return 0 if outcome.wasSuccessful() else 1
 
 
