@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tempfile
 
-WORKLOADS = ["queue", "queue_bytes", "batch", "pipe", "joinable", "lock", "event", "value"]
+WORKLOADS = ["queue", "queue_bytes", "batch", "pipe", "joinable", "lock", "event", "value",
+             "submit"]
 SHORT, LONG = 20_000, 60_000
 
 
@@ -68,16 +69,30 @@ def run(workload, n):
         for _ in range(n):
             with v.get_lock():
                 v.value += 1
+    elif workload == "submit":          # the parent's share of ProcessPoolExecutor.submit+result
+        import multiprocessing
+
+        import shmproc.futures
+        executor = shmproc.futures.ProcessPoolExecutor(
+            2, mp_context=multiprocessing.get_context("fork"))
+        for future in [executor.submit(abs, i) for i in range(n)]:
+            future.result()
+        executor.shutdown()
     else:
         raise SystemExit(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}")
 
 
 def instructions(workload, n, directory):
+    """Instructions of the measured process alone (a workload's forked workers write their own
+    files, named by their pids)."""
     out = os.path.join(directory, f"{workload}.{n}.out")
-    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-                    __file__, "--run", workload, str(n)], check=True, capture_output=True,
-                   env=dict(os.environ, PYTHONHASHSEED="0"))
-    with open(out) as f:
+    process = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",
+                                sys.executable, __file__, "--run", workload, str(n)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=dict(os.environ, PYTHONHASHSEED="0"))
+    if process.wait() != 0:
+        raise subprocess.CalledProcessError(process.returncode, process.args)
+    with open(f"{out}.{process.pid}") as f:
         return int(re.search(r"^(?:summary|totals): (\d+)", f.read(), re.MULTILINE).group(1))
 
 

@@ -27,6 +27,7 @@ from shmproc.pool import (
     shmproc_context,
 )
 from shmproc.pool_engine import TERMINATE, Call, Engine
+from shmproc.pool_future import PoolFuture, finish_many
 from shmproc.pool_results import (
     IMapIterator,
     RemoteTraceback,
@@ -58,29 +59,33 @@ def _for_executor(exc):
     return exc
 
 
-class _FutureCall(Call):
-    """One submit(): a Call that is its own sink, filling a concurrent.futures.Future."""
+class Future(PoolFuture, Call):
+    """What submit() returns: a concurrent.futures.Future (see shmproc/pool_future.py) that is
+    also the engine's one-task job, and its own sink: one object per call, and no reference
+    cycle to leave to the garbage collector."""
 
-    __slots__ = ("future",)
+    __slots__ = ()
+    sink = property(lambda self: self)
 
-    def __init__(self, future, func, args, kwargs, timeout):
-        Call.__init__(self, self, func, args, kwargs, timeout)
-        self.future = future
+    def __init__(self, lock, func, args, kwargs, timeout):
+        PoolFuture.__init__(self, lock)
+        self._setup(func, args, kwargs, timeout)
 
-    def _start(self):
-        return self.future.set_running_or_notify_cancel()
-
-    def _cancel(self):
-        return self.future.cancel()
+    _cancel = PoolFuture.cancel
 
     def _set_result(self, index, success, value):
         try:
             if success:
-                self.future.set_result(value)
+                self.set_result(value)
             else:
-                self.future.set_exception(_for_executor(value))
+                self.set_exception(_for_executor(value))
         except concurrent.futures.InvalidStateError:
             pass            # already failed (its timeout) or cancelled
+
+    @staticmethod
+    def finish_plain(calls, values):
+        # One executor's futures share one lock: the batch is finished under one acquisition.
+        finish_many(calls[0]._lock, calls, values)
 
 
 class _MapResults(IMapIterator):
@@ -126,6 +131,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         self._max_workers = max_workers
         self._task_timeout = check_task_timeout(task_timeout)
         self._shutdown_lock = threading.Lock()
+        self._future_lock = threading.RLock()      # shared by this executor's futures
         self._shutdown = False
         self._engine = Engine(max_workers, initializer, tuple(initargs), max_tasks_per_child,
                               context, retries=check_retries(retries),
@@ -134,9 +140,10 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
     def submit(self, fn, /, *args, **kwargs):
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        check_callable(fn, "fn")
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self._engine.submit(_FutureCall(future, fn, args, kwargs, self._task_timeout))
+        if not callable(fn):
+            check_callable(fn, "fn")
+        future = Future(self._future_lock, fn, args, kwargs, self._task_timeout)
+        self._engine.submit(future)
         return future
 
     submit.__doc__ = concurrent.futures.Executor.submit.__doc__
@@ -225,5 +232,5 @@ def _iterate(results, job, end_time):
     except StopIteration:
         return
     finally:
-        job.cancelled = True
+        job.dropped = True
 

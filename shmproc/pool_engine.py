@@ -53,7 +53,7 @@ class Job:
     """One call to the pool: its tasks' input, function, options and where results go."""
 
     __slots__ = ("sink", "kind", "func", "source", "next_index", "length", "timeout", "chunksize",
-                 "buffersize", "consumed", "progress", "pending", "exhausted", "cancelled",
+                 "buffersize", "consumed", "progress", "pending", "exhausted", "dropped",
                  "input_error")
 
     def __init__(self, sink, kind, func, source, *, length=None, timeout=None, chunksize=None,
@@ -71,7 +71,7 @@ class Job:
         self.progress = progress
         self.pending = 0                # tasks taken from source whose result is not in yet
         self.exhausted = False
-        self.cancelled = False
+        self.dropped = False            # the caller stopped wanting results (cancelled)
         self.input_error = None
 
     def _take(self, count):
@@ -95,7 +95,7 @@ class Job:
 class Call:
     """One apply_async()/submit(): a Job of one task, made cheaply (it is made per call)."""
 
-    __slots__ = ("sink", "func", "source", "timeout", "cancelled", "pending", "next_index")
+    __slots__ = ("sink", "func", "source", "timeout", "dropped", "pending", "next_index")
     kind = _w.APPLY
     progress = None
     length = 1
@@ -106,12 +106,26 @@ class Call:
 
     def __init__(self, sink, func, args, kwargs, timeout):
         self.sink = sink
+        self._setup(func, args, kwargs, timeout)
+
+    def _setup(self, func, args, kwargs, timeout):
         self.func = func
         self.source = (args, kwargs)
         self.timeout = timeout
-        self.cancelled = False
+        self.dropped = False            # the caller stopped wanting results (cancelled)
         self.pending = 1
         self.next_index = 1
+
+    @staticmethod
+    def finish_plain(calls, values):
+        """Calls of one kind that returned plain values: one result each. A kind of Call may
+        replace this with a cheaper way to finish a whole batch of them."""
+        for call, value in zip(calls, values):
+            call.pending = 0
+            try:
+                call.sink._set_result(0, True, value)
+            except Exception:
+                traceback.print_exc()
 
 
 class _Batch:
@@ -153,7 +167,7 @@ class _Batch:
 
 class _Worker:
     __slots__ = ("slot", "process", "ring", "batches", "batch_numbers", "acknowledged", "budget",
-                 "stopping", "timed_out", "restarts", "started_tasks", "alive")
+                 "stopping", "timed_out", "restarts", "started_tasks", "alive", "ready")
 
     def __init__(self, slot):
         self.slot = slot
@@ -170,6 +184,12 @@ class _Worker:
         # Until its sentinel fires: asking process.exitcode is a system call, and every call that
         # lets go of the GIL costs the pool thread a wait for it while callers are busy.
         self.alive = False
+        # A spawned worker (a new interpreter) takes tens of milliseconds to start, and they do
+        # not come up in order: it gets tasks only once it says it is ready, so the first task
+        # goes to the first worker up. A forked one (also from a fork server, which forks them
+        # in order, milliseconds apart) is taken as ready at once: waiting for its word would
+        # only add a round trip.
+        self.ready = False
 
 
 class Engine:
@@ -202,6 +222,11 @@ class Engine:
         self._poller = select.poll()
         self._by_fd = {}
         self._task_ns = None            # measured mean task time
+        self._ready_at_start = context.get_start_method() != "spawn"
+        if context.get_start_method() == "forkserver":
+            # A fork server not started yet imports what a worker needs once, not each worker.
+            from shmproc import _compat
+            _compat.add_forkserver_preload(("shmproc.pool_worker", "shmproc.queues"))
         self._stopped = threading.Event()
         self._shutdown_error = None
         for worker in self._workers:
@@ -300,11 +325,12 @@ class Engine:
         worker.stopping = False
         worker.timed_out = None
         worker.started_tasks = 0
+        worker.ready = self._ready_at_start
         record_handle = self._record_block.handle()
         process = self._context.Process(
             target=_w.worker_main, name=f"{self._name}-{worker.slot + 1}",
             args=(worker.slot, worker.ring, self._results, record_handle, self._initializer,
-                  self._initargs))
+                  self._initargs, not worker.ready))
         process.daemon = True
         process.start()
         if worker.process is not None:
@@ -379,7 +405,7 @@ class Engine:
         if self._requeued or self._incoming:
             return False
         for job in self._jobs:
-            if not job.cancelled and (job.kind == _w.APPLY or not job.exhausted):
+            if not job.dropped and (job.kind == _w.APPLY or not job.exhausted):
                 return False
         return not any(worker.batches for worker in self._workers)
 
@@ -405,7 +431,7 @@ class Engine:
                     for job in self._jobs:
                         cancel = getattr(job.sink, "_cancel", None)
                         if cancel is not None and cancel():
-                            job.cancelled = True
+                            job.dropped = True
                 elif not worker.alive:
                     self._replace(worker)
             else:
@@ -416,7 +442,8 @@ class Engine:
     def _dispatch(self):
         self._hungry = False
         for worker in self._workers:
-            while len(worker.batches) < _IN_FLIGHT and not worker.stopping and worker.alive:
+            while (len(worker.batches) < _IN_FLIGHT and not worker.stopping and worker.alive
+                   and worker.ready):
                 if worker.budget == 0:
                     if not worker.batches:
                         worker.stopping = True
@@ -451,7 +478,7 @@ class Engine:
                           [attempt], job.kind, job.func)
         while self._jobs:
             job = self._jobs[0]
-            if job.cancelled:
+            if job.dropped:
                 self._jobs.popleft()
                 continue
             if job.kind == _w.APPLY:
@@ -524,7 +551,7 @@ class Engine:
             if job.kind != _w.APPLY:
                 break
             self._jobs.popleft()
-            if job.cancelled or not job.sink._start():
+            if job.dropped or not job.sink._start():
                 continue
             jobs.append(job)
             items.append(job.source)
@@ -602,7 +629,12 @@ class Engine:
     def _accept(self, message):
         slot, pid, number, first_seq, values, flags = message
         worker = self._workers[slot]
-        if worker.process is None or worker.process.pid != pid or not worker.batches:
+        if worker.process is None or worker.process.pid != pid:
+            return
+        if number == _w.READY:
+            worker.ready = True
+            return
+        if not worker.batches:
             return
         batch = worker.batches[0]
         if batch.number != number:
@@ -617,13 +649,13 @@ class Engine:
                 job.progress.update(count)
             self._deliver_many(job, batch.indices + offset, values)
         elif flags is None and batch.kind == _w.APPLY:
-            # Calls (apply_async, submit) that all returned plain values: one result each.
-            for job, value in zip(batch.jobs[offset:offset + count], values):
-                job.pending = 0
-                try:
-                    job.sink._set_result(0, True, value)
-                except Exception:
-                    traceback.print_exc()
+            # Calls (apply_async, submit) that all returned plain values. An engine's calls are
+            # all of one kind (a Pool's or an executor's), which finishes them together.
+            calls = batch.jobs[offset:offset + count]
+            try:
+                calls[0].finish_plain(calls, values)
+            except Exception:
+                traceback.print_exc()
         else:
             for position in range(count):
                 job = batch.job(offset + position)

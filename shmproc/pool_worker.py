@@ -28,7 +28,7 @@ ExceptionWithTraceback = _mp_pool.ExceptionWithTraceback
 
 __all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "PRECISE", "STAMPED", "RUNS", "RUN_LENGTH",
            "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED", "FIELD_DONE", "FIELD_BUSY", "PLAIN",
-           "PICKLED", "FAILED"]
+           "PICKLED", "FAILED", "READY"]
 
 # Task kinds: how a task's item becomes a call.
 APPLY, MAP, STARMAP = 0, 1, 2
@@ -48,6 +48,9 @@ FIELD_BUSY = 3       # ns spent in tasks by this slot
 # How each result travels: the object itself, or pickled here (a value, or a failure).
 PLAIN, PICKLED, FAILED = "v", "p", "e"
 _PLAIN_TYPES = frozenset((int, float, str, bytes, bool, type(None), complex))
+
+# The batch number of a worker's first message: it has started (and run its initializer).
+READY = 0
 
 # A batch that runs longer than this sends what it has finished so far.
 _FLUSH_AFTER_NS = 2_000_000
@@ -74,8 +77,9 @@ def _encode_value(value):
         return FAILED, _pickled(MaybeEncodingError(exc, value))
 
 
-def worker_main(slot, tasks, results, record_handle, initializer, initargs):
-    """The target of every worker process. Returns when the parent sends None."""
+def worker_main(slot, tasks, results, record_handle, initializer, initargs, announce=False):
+    """The target of every worker process. Returns when the parent sends None. announce: say
+    when ready (the parent waits for that before it sends tasks)."""
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from shmproc import _core
@@ -88,6 +92,8 @@ def worker_main(slot, tasks, results, record_handle, initializer, initargs):
     held: list = []          # (batch number, results) sent but not yet acknowledged
     clock = time.monotonic_ns
     pid = os.getpid()
+    if announce:
+        results.put((slot, pid, READY, 0, (), None))
     while True:
         message = tasks.get()
         if message is None:

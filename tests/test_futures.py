@@ -34,6 +34,35 @@ def test_submit_map_wait_as_completed(executor):
         list(executor.map(sp.raise_value_error, [1]))
 
 
+def test_waiting_on_futures_that_are_not_done_yet():
+    # The executor's futures make their condition only when waited on: wait, as_completed,
+    # result(timeout), callbacks and cancel() while a task still runs.
+    with ProcessPoolExecutor(1) as ex:
+        slow = ex.submit(sp.sleep_if, 1, 1, 0.5)
+        queued = ex.submit(sp.square, 4)
+        called = []
+        slow.add_done_callback(called.append)
+        assert not slow.done() and not queued.cancelled()
+        with pytest.raises(cf.TimeoutError):
+            slow.result(timeout=0.01)
+        done, not_done = cf.wait([slow, queued], timeout=30, return_when=cf.FIRST_COMPLETED)
+        assert slow in done
+        assert [f.result() for f in cf.as_completed([queued, slow], timeout=30)] in ([16, 1],
+                                                                                  [1, 16])
+        assert called == [slow] and not slow.cancel() and slow.running() is False
+        # At most two tasks are in a worker's hands: the fourth is still pending.
+        blockers = [ex.submit(sp.sleep_if, 1, 1, 0.2) for _ in range(3)]
+        waiting = ex.submit(sp.square, 5)
+        assert waiting.cancel() and waiting.cancelled() and waiting.done()
+        with pytest.raises(cf.CancelledError):
+            waiting.result()
+        assert [b.result(timeout=30) for b in blockers] == [1, 1, 1]
+        failing = ex.submit(sp.raise_value_error, 1)
+        assert isinstance(failing.exception(timeout=30), ValueError)
+        with pytest.raises(ValueError):
+            failing.result()
+
+
 def test_futures_work_with_asyncio(executor):
     async def main():
         return await asyncio.wrap_future(executor.submit(sp.square, 9))

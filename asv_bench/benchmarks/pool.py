@@ -104,7 +104,7 @@ class PoolApply(PerImplementation):
 
 class PoolStart:
     """From Pool() to the first result of apply(), per start method."""
-    params = (IMPLEMENTATIONS, ["fork", "spawn"])
+    params = (IMPLEMENTATIONS, ["fork", "spawn", "forkserver"])
     param_names = ["implementation", "start_method"]
     timeout = 300
     number = 1

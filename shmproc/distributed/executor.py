@@ -38,6 +38,7 @@ class ClusterExecutor(ProcessPoolExecutor):
                              "stop one task without stopping the others)")
         self._task_timeout = None
         self._shutdown_lock = threading.Lock()
+        self._future_lock = threading.RLock()      # shared by this executor's futures
         self._shutdown = False
         engine = ClusterEngine.start(cluster, max_workers, initializer, initargs, retries, security,
                                      insecure)
