@@ -13,6 +13,7 @@ The optional ``Class.test`` arguments are tests not run (excluded; the caller sa
 error or skip), which the caller reads instead of parsing unittest's interleaved output.
 """
 import concurrent.futures
+import gc
 import importlib.util
 import json
 import os
@@ -80,11 +81,14 @@ def main(module, method, excluded):
     runner = unittest.TextTestRunner(verbosity=2, resultclass=_RecordingResult)
     try:
         outcome = runner.run(selected_tests(module, method, excluded))
+        if os.environ.get("SHMPROC_VERDICTS"):
+            with open(os.environ["SHMPROC_VERDICTS"], "w") as out:
+                json.dump(verdicts(outcome, method), out, indent=1, sort_keys=True)
     finally:
+        # A failed _check_crash leaves its executor unshut; collect it (which ends its workers)
+        # before the suite's cleanup waits for the resource tracker those workers keep open.
+        gc.collect()
         unittest.case.doModuleCleanups()
-    if os.environ.get("SHMPROC_VERDICTS"):
-        with open(os.environ["SHMPROC_VERDICTS"], "w") as out:
-            json.dump(verdicts(outcome, method), out, indent=1, sort_keys=True)
     return 0 if outcome.wasSuccessful() else 1
 
 

@@ -65,13 +65,9 @@ EXCLUDED = {
         _PRIVATE + " (_executor_manager_thread)",
 }
 
-# Tests shmproc's executor still fails: run only with SHMPROC_CPYTHON_SUITE=full (two of them
-# wait 30 s each before failing). Class.test -> what differs.
+# Tests shmproc's executor still fails: run only with SHMPROC_CPYTHON_SUITE=full.
+# Class.test -> what differs.
 KNOWN_FAILURES = {
-    "ProcessPoolExecutorTest.test_no_stale_references":
-        "the parent keeps the submitted callable alive after its discarded future is done",
-    "ProcessPoolExecutorTest.test_ressources_gced_in_workers":
-        "a worker keeps the last task's arguments alive after the task",
     "ExecutorDeadlockTest.test_error_during_result_pickle_on_worker":
         "the future gets MaybeEncodingError (the Pool's), not the PicklingError itself",
     "ExecutorDeadlockTest.test_exit_during_result_pickle_on_worker":
