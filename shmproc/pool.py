@@ -64,11 +64,15 @@ def check_callable(func, what="func"):
 
 
 def shmproc_context(context):
-    """shmproc's context for the same start method (the pool's rings need shmproc's processes)."""
+    """shmproc's context for the same start method as a standard library context (the pool's rings
+    need shmproc's processes); any other object is used as it is, for its Process, as
+    multiprocessing's Pool does."""
+    import multiprocessing.context as _mp_context
+
     from shmproc import context as _context
     if context is None:
         return _context._default_context
-    if isinstance(context, _context.BaseContext):
+    if isinstance(context, _context.BaseContext) or not isinstance(context, _mp_context.BaseContext):
         return context
     return _context._default_context.get_context(context.get_start_method())
 

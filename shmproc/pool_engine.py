@@ -229,8 +229,12 @@ class Engine:
             _compat.add_forkserver_preload(("shmproc.pool_worker", "shmproc.queues"))
         self._stopped = threading.Event()
         self._shutdown_error = None
-        for worker in self._workers:
-            self._start_worker(worker)
+        try:
+            for worker in self._workers:
+                self._start_worker(worker)
+        except BaseException:
+            self._abandon_start()
+            raise
         self._thread = threading.Thread(target=self._run, name="shmproc-pool", daemon=True)
         self._thread.start()
 
@@ -341,12 +345,26 @@ class Engine:
         worker.process = process
         worker.alive = True
         self.pool.append(process)
-        fd = process.sentinel
-        self._poller.register(fd, select.POLLIN)
-        self._by_fd[fd] = worker
+        fd = getattr(process, "sentinel", None)     # None: a foreign context's stand-in process
+        if fd is not None:
+            self._poller.register(fd, select.POLLIN)
+            self._by_fd[fd] = worker
+
+    def _abandon_start(self):
+        """A worker failed to start: stop those already started (as multiprocessing's Pool does,
+        so none is left running) and give back the rings."""
+        for worker in self._workers:
+            process = worker.process
+            if process is not None:
+                getattr(process, "kill", process.terminate)()
+                process.join()
+        self._stopped.set()
+        self.release()
 
     def _forget_worker(self, worker):
-        fd = worker.process.sentinel
+        fd = getattr(worker.process, "sentinel", None)
+        if fd is None:
+            return
         self._by_fd.pop(fd, None)
         try:
             self._poller.unregister(fd)

@@ -29,7 +29,7 @@ PROCESS_CLASSES = (
 PLAIN_CLASSES = (
     "TestWait", "TestInvalidFamily", "OtherTest", "TestTimeouts", "TestSimpleQueue",
     "TestIgnoreEINTR", "TestStdinBadfiledescriptor", "TestNoForkBomb", "TestCloseFds",
-    "TestInvalidHandle", "TestForkAwareThreadLock", "TestInitializers",
+    "TestInvalidHandle", "TestForkAwareThreadLock", "TestInitializers", "TestPoolNotLeakOnFailure",
 )
 # The pool's own classes (TestPool, TestPoolWorkerErrors, TestPoolWorkerLifetime) run in
 # tests/test_pool_cpython.py, in a child interpreter: their pool lives for the whole class, which
@@ -39,7 +39,8 @@ CI_PROCESS_CLASSES = (
     "TestQueue", "TestLock", "TestSemaphore", "TestEvent", "TestValue", "TestArray",
     "TestConnection", "TestListener", "TestListenerClient", "TestPoll", "TestPicklingConnections",
 )
-CI_PLAIN_CLASSES = ("TestWait", "TestInvalidFamily", "OtherTest", "TestTimeouts", "TestSimpleQueue")
+CI_PLAIN_CLASSES = ("TestWait", "TestInvalidFamily", "OtherTest", "TestTimeouts", "TestSimpleQueue",
+                    "TestPoolNotLeakOnFailure")
 
 # test id (Class.method, class without the WithProcesses prefix) -> why shmproc does not run it.
 # docs/differences.md, "CPython's test-suite", lists the same.
