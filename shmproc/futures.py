@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures.process import _RemoteTraceback as _StdlibRemoteTraceback
 from multiprocessing import TimeoutError as _WaitTimeout
 from typing import Any
 
@@ -27,7 +28,12 @@ from shmproc.pool import (
 )
 from shmproc.pool_engine import TERMINATE, Call, Engine
 from shmproc.pool_future import PoolFuture, finish_many
-from shmproc.pool_results import IMapIterator, TaskTimeoutError, WorkerLostError
+from shmproc.pool_results import (
+    IMapIterator,
+    RemoteTraceback,
+    TaskTimeoutError,
+    WorkerLostError,
+)
 
 __all__ = ["BrokenWorkerError", "ProcessPoolExecutor", "TaskTimeoutError"]
 
@@ -46,6 +52,10 @@ def _for_executor(exc):
         return converted
     if type(exc) is RuntimeError and "pool was terminated" in str(exc):
         return BrokenProcessPool(str(exc))
+    if isinstance(exc.__cause__, RemoteTraceback):
+        # The standard executor chains the worker's traceback as its own class; code (and
+        # CPython's tests) check that type.
+        exc.__cause__ = _StdlibRemoteTraceback(exc.__cause__.tb)
     return exc
 
 

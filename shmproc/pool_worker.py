@@ -110,6 +110,9 @@ def worker_main(slot, tasks, results, record_handle, initializer, initargs, anno
         else:
             _run_fast(batch, kind, func, first_seq, items, record, base, clock, results, slot,
                       held, pid, mode == RUNS)
+        # Drop the batch before blocking for the next one: a task's arguments (and its function)
+        # must not outlive it in an idle worker (their finalizers may be what the caller waits on).
+        message = func = items = None
 
 
 def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results, slot, held,
