@@ -26,7 +26,7 @@ from shmproc.pool import (
     progress_bar,
     shmproc_context,
 )
-from shmproc.pool_engine import TERMINATE, Call, Engine
+from shmproc.pool_engine import TERMINATE, Engine
 from shmproc.pool_future import PoolFuture, finish_many
 from shmproc.pool_results import (
     IMapIterator,
@@ -34,6 +34,7 @@ from shmproc.pool_results import (
     TaskTimeoutError,
     WorkerLostError,
 )
+from shmproc.pool_tasks import Call
 
 __all__ = ["BrokenWorkerError", "ProcessPoolExecutor", "TaskTimeoutError"]
 

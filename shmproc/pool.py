@@ -14,7 +14,7 @@ from multiprocessing.pool import ThreadPool
 from typing import Any
 
 from shmproc import pool_worker as _w
-from shmproc.pool_engine import CLOSE, RUN, TERMINATE, Call, Engine, Job
+from shmproc.pool_engine import CLOSE, RUN, TERMINATE, Engine
 from shmproc.pool_results import (
     ApplyResult,
     AsyncResult,
@@ -26,6 +26,7 @@ from shmproc.pool_results import (
     TaskTimeoutError,
     WorkerLostError,
 )
+from shmproc.pool_tasks import Call, Job
 
 __all__ = ["ApplyResult", "AsyncResult", "IMapIterator", "IMapUnorderedIterator", "MapResult",
            "MaybeEncodingError", "Pool", "RemoteTraceback", "TaskTimeoutError", "ThreadPool",

@@ -13,7 +13,6 @@ Shape (docs/pool.md has the reasons):
 - a task past its timeout gets its worker SIGKILLed and a TaskTimeoutError; the worker is replaced.
 """
 import collections
-import itertools
 import os
 import pickle
 import select
@@ -24,9 +23,11 @@ import traceback
 from typing import Any
 
 from shmproc import pool_worker as _w
+from shmproc.pool_end import EngineEnd
 from shmproc.pool_results import TaskTimeoutError, WorkerLostError
+from shmproc.pool_tasks import Batch, Job, WorkerSlot, as_buffer, find_task, short_repr, signal_name
 
-__all__ = ["Call", "Engine", "Job", "RUN", "CLOSE", "TERMINATE"]
+__all__ = ["Engine", "RUN", "CLOSE", "TERMINATE"]
 
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
@@ -38,161 +39,9 @@ _MAX_BATCH = 1024
 _TASK_RING_CAPACITY = 1 << 16
 _RESULT_RING_CAPACITY = 1 << 18
 _BOUNCE_LIMIT = 3                # a task whose workers die before starting it this often fails
-_REPR_LIMIT = 200
 
 
-def _short_repr(obj):
-    try:
-        text = repr(obj)
-    except Exception as exc:
-        text = f"<repr failed: {exc!r}>"
-    return text if len(text) <= _REPR_LIMIT else text[:_REPR_LIMIT - 3] + "..."
-
-
-class Job:
-    """One call to the pool: its tasks' input, function, options and where results go."""
-
-    __slots__ = ("sink", "kind", "func", "source", "next_index", "length", "timeout", "chunksize",
-                 "buffersize", "consumed", "progress", "pending", "exhausted", "dropped",
-                 "input_error")
-
-    def __init__(self, sink, kind, func, source, *, length=None, timeout=None, chunksize=None,
-                 buffersize=None, progress=None):
-        self.sink = sink
-        self.kind = kind
-        self.func = func
-        self.source = source            # an iterator of items (args tuples for APPLY)
-        self.next_index = 0
-        self.length = length
-        self.timeout = timeout
-        self.chunksize = chunksize
-        self.buffersize = buffersize
-        self.consumed = 0
-        self.progress = progress
-        self.pending = 0                # tasks taken from source whose result is not in yet
-        self.exhausted = False
-        self.dropped = False            # the caller stopped wanting results (cancelled)
-        self.input_error = None
-
-    def _take(self, count):
-        """Up to count items from the source (fewer when the buffer or the input ends). An
-        exception from the input is kept in input_error, after the items read before it."""
-        if self.buffersize is not None:
-            count = min(count, self.consumed + self.buffersize - self.next_index)
-        if count <= 0:
-            return []
-        items: list = []
-        try:
-            items.extend(itertools.islice(self.source, count))
-        except BaseException as exc:
-            self.input_error = exc
-            return items
-        if len(items) < count:
-            self.exhausted = True
-        return items
-
-
-class Call:
-    """One apply_async()/submit(): a Job of one task, made cheaply (it is made per call)."""
-
-    __slots__ = ("sink", "func", "source", "timeout", "dropped", "pending", "next_index")
-    kind = _w.APPLY
-    progress = None
-    length = 1
-    chunksize = None
-    buffersize = None
-    exhausted = True
-    input_error = None
-
-    def __init__(self, sink, func, args, kwargs, timeout):
-        self.sink = sink
-        self._setup(func, args, kwargs, timeout)
-
-    def _setup(self, func, args, kwargs, timeout):
-        self.func = func
-        self.source = (args, kwargs)
-        self.timeout = timeout
-        self.dropped = False            # the caller stopped wanting results (cancelled)
-        self.pending = 1
-        self.next_index = 1
-
-    @staticmethod
-    def finish_plain(calls, values):
-        """Calls of one kind that returned plain values: one result each. A kind of Call may
-        replace this with a cheaper way to finish a whole batch of them."""
-        for call, value in zip(calls, values):
-            call.pending = 0
-            try:
-                call.sink._set_result(0, True, value)
-            except Exception:
-                traceback.print_exc()
-
-
-class _Batch:
-    """Tasks sent to one worker in one message; results come back in order."""
-
-    __slots__ = ("number", "first_seq", "jobs", "indices", "items", "attempts", "received", "kind",
-                 "func", "mode")
-
-    def __init__(self, number, first_seq, jobs, indices, items, attempts, kind, func):
-        self.number = number
-        self.first_seq = first_seq
-        self.jobs = jobs                # one Job, or a list (one per task)
-        self.indices = indices          # first index (consecutive tasks), or a list
-        self.items = items
-        self.attempts = attempts        # None, or a list of (retries used, bounces) per task
-        self.received = 0
-        self.kind = kind
-        self.func = func
-        if type(jobs) is list:
-            timed = any(job.timeout is not None for job in jobs)
-        else:
-            timed = jobs.timeout is not None
-        if timed:
-            self.mode = _w.STAMPED
-        elif type(jobs) is not list and jobs.chunksize is not None and len(items) > 1:
-            self.mode = _w.RUNS         # the caller asked for chunks
-        else:
-            self.mode = _w.PRECISE
-
-    def job(self, offset):
-        return self.jobs[offset] if type(self.jobs) is list else self.jobs
-
-    def index(self, offset):
-        return self.indices[offset] if type(self.indices) is list else self.indices + offset
-
-    def attempt(self, offset):
-        return self.attempts[offset] if self.attempts is not None else (0, 0)
-
-
-class _Worker:
-    __slots__ = ("slot", "process", "ring", "batches", "batch_numbers", "acknowledged", "budget",
-                 "stopping", "timed_out", "restarts", "started_tasks", "alive", "ready")
-
-    def __init__(self, slot):
-        self.slot = slot
-        self.process: Any = None
-        self.ring: Any = None
-        self.batches: collections.deque = collections.deque()
-        self.batch_numbers = itertools.count(1)
-        self.acknowledged = 0
-        self.budget = None
-        self.stopping = False
-        self.timed_out = None
-        self.restarts = 0
-        self.started_tasks = 0
-        # Until its sentinel fires: asking process.exitcode is a system call, and every call that
-        # lets go of the GIL costs the pool thread a wait for it while callers are busy.
-        self.alive = False
-        # A spawned worker (a new interpreter) takes tens of milliseconds to start, and they do
-        # not come up in order: it gets tasks only once it says it is ready, so the first task
-        # goes to the first worker up. A forked one (also from a fork server, which forks them
-        # in order, milliseconds apart) is taken as ready at once: waiting for its word would
-        # only add a round trip.
-        self.ready = False
-
-
-class Engine:
+class Engine(EngineEnd):
     def __init__(self, processes, initializer, initargs, maxtasksperchild, context, retries=0,
                  task_timeout=None, name="PoolWorker"):
         from shmproc import _core
@@ -209,8 +58,8 @@ class Engine:
         self.state = RUN
         self._results: Any = SimpleQueue(capacity=_RESULT_RING_CAPACITY)
         self._record_block = _core.allocate(8 * _w.RECORD_FIELDS * processes)
-        self._record = memoryview(_as_buffer(self._record_block)).cast("q")
-        self._workers = [_Worker(slot) for slot in range(processes)]
+        self._record = memoryview(as_buffer(self._record_block)).cast("q")
+        self._workers = [WorkerSlot(slot) for slot in range(processes)]
         self.pool = []                  # the live Process objects (multiprocessing's _pool)
         self._next_seq = 1              # task numbers, for the ownership record
         self._jobs: collections.deque = collections.deque()      # jobs with tasks to hand out
@@ -492,7 +341,7 @@ class Engine:
         limit = worker.budget if worker.budget is not None else _MAX_BATCH
         if self._requeued:
             job, index, item, attempt = self._requeued.popleft()
-            return _Batch(next(worker.batch_numbers), self._take_seqs(1), [job], [index], [item],
+            return Batch(next(worker.batch_numbers), self._take_seqs(1), [job], [index], [item],
                           [attempt], job.kind, job.func)
         while self._jobs:
             job = self._jobs[0]
@@ -538,7 +387,7 @@ class Engine:
             self._jobs.popleft()
             job.source = None
         seq = self._take_seqs(len(items))
-        return _Batch(next(worker.batch_numbers), seq, job, first, items, None, job.kind,
+        return Batch(next(worker.batch_numbers), seq, job, first, items, None, job.kind,
                       job.func)
 
     def _take_seqs(self, count):
@@ -578,7 +427,7 @@ class Engine:
         if not items:
             return self._next_batch(worker) if self._jobs else None
         seq = self._take_seqs(len(items))
-        return _Batch(next(worker.batch_numbers), seq, jobs, [0] * len(jobs), items, None,
+        return Batch(next(worker.batch_numbers), seq, jobs, [0] * len(jobs), items, None,
                       _w.APPLY, None)
 
     def _batch_size_for_applies(self):
@@ -764,7 +613,7 @@ class Engine:
         was_running = self._record[base + _w.FIELD_STARTED] != 0
         self._record[base + _w.FIELD_STARTED] = 0
         if exitcode < 0:
-            how = f"was killed by {_signal_name(-exitcode)}"
+            how = f"was killed by {signal_name(-exitcode)}"
         else:
             how = f"exited with code {exitcode}"
         again = []
@@ -797,7 +646,7 @@ class Engine:
         self._requeued.extendleft(reversed(again))
 
     def _lost(self, job, index, item, pid, exitcode, what):
-        task = _short_repr(item)
+        task = short_repr(item)
         position = "" if job.kind == _w.APPLY else f" (index {index})"
         exc = WorkerLostError(f"the worker (pid {pid}) running task{position} with arguments "
                               f"{task} {what}", pid, exitcode, index, task)
@@ -813,7 +662,7 @@ class Engine:
             base = worker.slot * _w.RECORD_FIELDS
             seq = self._record[base + _w.FIELD_SEQ]
             started = self._record[base + _w.FIELD_STARTED]
-            batch, offset = _find_task(worker.batches, seq)
+            batch, offset = find_task(worker.batches, seq)
             if batch is None or not started:
                 # The next task has not started: it cannot end before its whole timeout.
                 job = worker.batches[0].job(worker.batches[0].received)
@@ -834,95 +683,9 @@ class Engine:
             except ProcessLookupError:
                 pass
             index = batch.index(offset)
-            task = _short_repr(batch.items[offset])
+            task = short_repr(batch.items[offset])
             self._fail(job, index, TaskTimeoutError(
                 f"task{'' if job.kind == _w.APPLY else f' (index {index})'} with arguments "
                 f"{task} ran past its timeout of {job.timeout} s; its worker "
                 f"(pid {worker.process.pid}) was killed", job.timeout, index, task))
         return nearest
-
-    # -- the end ----------------------------------------------------------------------------------
-
-    def _kill_all(self):
-        processes = [w.process for w in self._workers if w.process is not None]
-        for process in processes:
-            if process.exitcode is None:
-                try:
-                    process.terminate()
-                except Exception:
-                    pass
-        deadline = time.monotonic() + 1.0
-        for process in processes:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.exitcode is None:
-                process.kill()
-                process.join()
-        for worker in self._workers:
-            if worker.process is not None:
-                self._forget_worker(worker)
-
-    def _fail_outstanding(self):
-        """The pool is gone: every task still owed a result gets an error (nothing waits forever)."""
-        error = RuntimeError("the pool was terminated before this task finished")
-        for worker in self._workers:
-            for batch in worker.batches:
-                for offset in range(batch.received, len(batch.items)):
-                    self._fail(batch.job(offset), batch.index(offset), error)
-            worker.batches.clear()
-        for job, index, _, _ in self._requeued:
-            self._fail(job, index, error)
-        self._requeued.clear()
-        self._take_incoming()
-        for job in self._jobs:
-            sink = job.sink
-            if job.kind == _w.APPLY:
-                if sink._start():
-                    self._fail(job, 0, error)
-                continue
-            if job.length is None:
-                job.length = job.next_index
-                if hasattr(sink, "_set_length"):
-                    sink._set_length(job.next_index + (1 if not job.exhausted else 0))
-                if not job.exhausted:
-                    self._fail(job, job.next_index, error)
-            elif job.next_index < job.length:
-                for index in range(job.next_index, job.length):
-                    self._fail(job, index, error)
-        self._jobs.clear()
-
-    def release(self):
-        """After the pool thread has ended: give back the rings."""
-        if self._stopped.is_set() is False:
-            return
-        for worker in self._workers:
-            if worker.ring is not None:
-                worker.ring.close()
-                worker.ring = None
-        if self._results is not None:
-            self._results.close()
-            self._results = None
-        for fd in (self._wake_read, self._wake_write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def _as_buffer(block) -> Any:
-    # The compiled Block exports the buffer protocol; its stub does not say so.
-    return block
-
-
-def _find_task(batches, seq):
-    for batch in batches:
-        offset = seq - batch.first_seq
-        if batch.received <= offset < len(batch.items):
-            return batch, offset
-    return None, 0
-
-
-def _signal_name(number):
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
