@@ -137,9 +137,13 @@ class Connection:
         return self._reader.poll(timeout)
 
     def fileno(self):
-        """A descriptor that select() sees readable while a message or EOF is waiting."""
+        """A descriptor that select() sees readable while a message or EOF is waiting. For a duplex
+        Connection, its end of the Pipe's socketpair (descriptors pass over it with
+        multiprocessing.reduction.send_handle, as over multiprocessing's)."""
         self._check_closed()
-        return (self._reader or self._writer).fileno()
+        if self._reader is not None:
+            return self._reader.fileno(self._writer)
+        return self._writer.fileno()
 
     def close(self):
         if not self._closed:

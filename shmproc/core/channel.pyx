@@ -3,7 +3,8 @@
 #
 # A queue's channel has one growable ring that every user both writes and reads; a Pipe's has one
 # ring per direction, each used by a reading end and a writing end. Each Ring object also holds the
-# ends of its ring's notify pipe that its role needs (notify.pyx).
+# descriptors of its ring's notify channel that its role needs (notify.pyx): a pipe, or for a
+# duplex Pipe one end of a socketpair.
 
 QUEUE_CAPACITY = 4 << 20
 PIPE_CAPACITY = 1 << 20
@@ -54,9 +55,9 @@ cdef tuple create_channel(int nrings, object capacity, object maxsize, bint join
 
 
 cdef Ring bound_ring(Segment segment, SpillFile spill, int index, int role, int read_fd,
-                     int write_fd, bint eof_detection):
+                     int write_fd, bint eof_detection, bint is_socket):
     cdef Ring ring = Ring.__new__(Ring)
-    ring.bind(segment, spill, index, role, read_fd, write_fd, eof_detection)
+    ring.bind(segment, spill, index, role, read_fd, write_fd, eof_detection, is_socket)
     return ring
 
 
@@ -64,30 +65,47 @@ cdef Ring new_queue_ring(object maxsize, bint joinable, object capacity):
     """A new queue's only ring, read and written by every user of the queue."""
     segment, spill = create_channel(1, capacity, maxsize, joinable, True)
     read_fd, write_fd = _os.pipe2(_os.O_NONBLOCK | _os.O_CLOEXEC)
-    return bound_ring(segment, spill, 0, ROLE_BOTH, read_fd, write_fd, False)
+    ring = bound_ring(segment, spill, 0, ROLE_BOTH, read_fd, write_fd, False, False)
+    notify_seed(ring.ring, write_fd, False)
+    return ring
 
 
 cdef list new_pipe_rings(bint duplex, object capacity):
-    """The rings of a new Pipe: [(reader, writer)] per direction. Each reader holds only the read end
-    of its ring's notify pipe and each writer only the write end, so that a reader sees EOF when
-    every writer, in every process, is gone."""
+    """The rings of a new Pipe: [(reader, writer)] per direction. Each reader holds only its
+    ring's reading descriptor and each writer only the writing one, so that a reader sees EOF when
+    every writer, in every process, is gone.
+
+    A one-way Pipe's ring has a pipe, as multiprocessing's one-way Pipe is a pipe. A duplex Pipe's
+    two rings share one socketpair (s0, s1), as multiprocessing's duplex Pipe is one: ring 0 is
+    read through s0 and written through a duplicate of s1, ring 1 the other way round, so each
+    Connection's fileno() is its end of the socketpair, which the standard library's send_handle
+    and recv_handle pass descriptors over. The sockets stay in blocking mode: O_NONBLOCK would be
+    shared by every duplicate, and the standard library's recvmsg on a socket made from one would
+    fail with BlockingIOError instead of waiting."""
     cdef int nrings = 2 if duplex else 1
     segment, spill = create_channel(nrings, capacity, 0, False, False)
+    if duplex:
+        first, second = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        sockets = [first.detach(), second.detach()]
+        ends = [(sockets[0], _os.dup(sockets[1])), (sockets[1], _os.dup(sockets[0]))]
+    else:
+        ends = [_os.pipe2(_os.O_NONBLOCK | _os.O_CLOEXEC)]
     pairs = []
     for i in range(nrings):
-        read_fd, write_fd = _os.pipe2(_os.O_NONBLOCK | _os.O_CLOEXEC)
-        pairs.append((bound_ring(segment, spill, i, ROLE_READ, read_fd, -1, True),
-                      bound_ring(segment, spill, i, ROLE_WRITE, -1, write_fd, False)))
+        read_fd, write_fd = ends[i]
+        pairs.append((bound_ring(segment, spill, i, ROLE_READ, read_fd, -1, True, duplex),
+                      bound_ring(segment, spill, i, ROLE_WRITE, -1, write_fd, False, duplex)))
+        notify_seed((<Ring>pairs[i][0]).ring, write_fd, duplex)
     return pairs
 
 
 cdef tuple ring_handle(Ring ring):
     """What another process needs to use this ring in the same role: its channel's segment and
-    spill file, and the notify pipe ends this object holds (passed as handles.pyx says)."""
+    spill file, and the notify descriptors this object holds (passed as handles.pyx says)."""
     cdef bint spawning = is_spawning()
     return (ring.segment.id, ring.segment.size, fd_reference(ring.segment.fd, spawning),
             ring.spill.id, fd_reference(ring.spill.fd, spawning),
-            ring.ring_index, ring.role, ring.notify.eof_detection,
+            ring.ring_index, ring.role, ring.notify.eof_detection, ring.notify.is_socket,
             fd_reference(ring.notify.read_fd, spawning), fd_reference(ring.notify.write_fd, spawning))
 
 
@@ -103,13 +121,13 @@ cdef int deposit_handles(Ring ring, uint64_t pickled_before) except -1:
 
 cdef Ring attach_ring(tuple handle):
     """The Ring a handle names, in this process."""
-    segment_id, size, segment_fd, spill_id, spill_fd, index, role, eof, read_fd, write_fd = handle
+    segment_id, size, segment_fd, spill_id, spill_fd, index, role, eof, is_socket, read_fd, write_fd = handle
     segment = Segment.attach(segment_id, size, segment_fd)
     cdef shm_channel_t *channel = <shm_channel_t *>((<Segment>segment).base + SHM_SEGMENT_HEADER)
     if channel.magic != SHM_CHANNEL_MAGIC or memcmp(channel.spill_id, <char *>spill_id, 16):
         raise ValueError("not a shmproc channel")
     spill = SpillFile.attach((spill_id, spill_fd), segment, &channel.spill)
-    cdef Ring ring = bound_ring(segment, spill, index, role, -1, -1, eof)
-    ring.notify.read_fd = adopt_pipe_end(read_fd, _os.O_RDONLY)
-    ring.notify.write_fd = adopt_pipe_end(write_fd, _os.O_WRONLY)
+    cdef Ring ring = bound_ring(segment, spill, index, role, -1, -1, eof, is_socket)
+    ring.notify.read_fd = adopt_notify_end(read_fd, _os.O_RDONLY, is_socket)
+    ring.notify.write_fd = adopt_notify_end(write_fd, _os.O_WRONLY, is_socket)
     return ring

@@ -66,9 +66,13 @@ cdef class ConnectionEnd:
         check_open(self)
         return self.ring.poll(timeout is None or timeout > 0, deadline)
 
-    def fileno(self):
-        """A descriptor that select() reports readable while a message (or EOF) is waiting."""
+    def fileno(self, ConnectionEnd writer=None):
+        """A descriptor that select() reports readable while a message (or EOF) is waiting. writer:
+        the same duplex Connection's writing end, whose stream the caller may also write into
+        through this descriptor (the standard library's send_handle does)."""
         check_open(self)
+        if writer is not None and writer.ring is not None and writer.ring.notify.is_socket:
+            notify_before_foreign_bytes(writer.ring.ring)
         return notify_fileno(self.ring.ring, &self.ring.notify)
 
 

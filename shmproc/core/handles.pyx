@@ -189,14 +189,10 @@ cdef int open_peer_fd(object reference, int flags, str what, bytes signature=Non
     return own
 
 
-cdef int reopen_own_fd(int fd, int flags) except -1:
-    """A new open of one of this process's own descriptors with other flags (a pipe's other end)."""
-    return _os.open(f"/proc/self/fd/{fd}", flags | _os.O_CLOEXEC)
-
-
-cdef int adopt_pipe_end(object reference, int mode) except -2:
-    """This process's own descriptor for a notify pipe end; -1 if there is none to have (a write
-    end nobody reads any more needs no signalling)."""
+cdef int adopt_notify_end(object reference, int mode, bint is_socket) except -2:
+    """This process's own descriptor for a ring's notify pipe end or socket; -1 if there is none to
+    have (a pipe's write end nobody reads any more needs no signalling). A socket cannot be opened
+    through /proc (ENXIO): it comes with the process start or from the keeper's copy."""
     if reference is None:
         return -1
     if not isinstance(reference, tuple):
@@ -204,8 +200,10 @@ cdef int adopt_pipe_end(object reference, int mode) except -2:
         _os.set_inheritable(fd, False)
         return fd
     try:
-        return open_peer_fd(reference, mode | _os.O_NONBLOCK, "a queue or connection")
+        return open_peer_fd(reference, mode | (0 if is_socket else _os.O_NONBLOCK),
+                            "a queue or connection")
     except FileNotFoundError as exc:
-        if mode == _os.O_WRONLY and exc.errno == _errno.ENXIO:
+        # Opening a pipe's write end without a reader left fails with ENXIO; a socket always does.
+        if mode == _os.O_WRONLY and exc.errno == _errno.ENXIO and not is_socket:
             return -1
         raise

@@ -19,12 +19,12 @@ cdef class Ring:
     cdef uint64_t local_head          # consumer's head and gets while it holds the consumer lock
     cdef uint64_t local_gets
     cdef task_holder_t tasks          # this process's JoinableQueue task holder (tasks.pyx)
-    cdef notify_t notify              # this object's ends of the notify pipe (notify.pyx)
+    cdef notify_t notify              # this object's notify descriptors (notify.pyx)
     cdef int ring_index
     cdef int role
     cdef bint closed
     cdef int bind(self, Segment segment, SpillFile spill, int index, int role, int read_fd,
-                  int write_fd, bint eof_detection) except -1
+                  int write_fd, bint eof_detection, bint is_socket) except -1
     cdef void close(self) noexcept
     cdef int send_encoded(self, encoded_t *item, object owner, bint block, int64_t deadline) except -1
     cdef inline bint must_spill(self, encoded_t *item) noexcept

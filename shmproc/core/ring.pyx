@@ -20,7 +20,7 @@
 # the head, each with a sleeper count so that a put or get nobody waits for makes no system call.
 #
 # The faces over a Ring are queue.pyx (Queue, SimpleQueue, JoinableQueue) and connection.pyx (the
-# ends of a Pipe); the notify pipe and EOF are notify.pyx's, task accounting is tasks.pyx's, and
+# ends of a Pipe); the notify descriptor and EOF are notify.pyx's, task accounting is tasks.pyx's, and
 # channel.pyx creates channels and moves rings between processes.
 
 cdef uint64_t PAGE_SIZE = _os.sysconf("SC_PAGE_SIZE")
@@ -90,7 +90,7 @@ cdef class Ring:
     # -- binding to shared memory ------------------------------------------------------------
 
     cdef int bind(self, Segment segment, SpillFile spill, int index, int role, int read_fd,
-                  int write_fd, bint eof_detection) except -1:
+                  int write_fd, bint eof_detection, bint is_socket) except -1:
         cdef shm_channel_t *channel = <shm_channel_t *>(segment.base + SHM_SEGMENT_HEADER)
         if channel.magic != SHM_CHANNEL_MAGIC or index >= <int>channel.nrings:
             raise ValueError("not a shmproc channel")
@@ -108,7 +108,7 @@ cdef class Ring:
         self.wrap_limit = self.window - sizeof(shm_record_header_t) if self.growable else self.window
         self.spill_threshold = self.window // 4
         self.ring_index, self.role = index, role
-        notify_init(&self.notify, read_fd, write_fd, eof_detection, role == ROLE_WRITE)
+        notify_init(&self.notify, read_fd, write_fd, eof_detection, role == ROLE_WRITE, is_socket)
         self.cached_head = shm_load_u64(&self.ring.head)
         self.cached_tail = shm_load_u64(&self.ring.tail)
         self.cached_gets = shm_load_u64(&self.ring.gets)
@@ -363,7 +363,7 @@ cdef class Ring:
 
     cdef inline void after_publish(self) noexcept:
         wake_sleepers(low_half(&self.ring.tail), &self.ring.data_sleepers, SHM_WAKE_ALL)
-        if shm_load_relaxed_u32(&self.ring.notify_enabled):
+        if shm_load_relaxed_u32(&self.ring.notify_mode):
             notify_signal(self.ring, &self.notify)
 
     cdef int spill_out(self, encoded_t *item, object owner, bint block, int64_t deadline) except -1:

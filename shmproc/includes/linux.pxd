@@ -59,3 +59,18 @@ cdef extern from "<poll.h>" nogil:
     const short POLLIN
     const short POLLHUP
     const short POLLERR
+
+cdef extern from "<sys/socket.h>" nogil:
+    # A duplex Pipe's notify descriptors are a socketpair, kept in blocking mode for the standard
+    # library's descriptor passing: the notify protocol says MSG_DONTWAIT on each call instead, and
+    # peeks before it consumes, so that it never eats a passed descriptor's message (notify.pyx).
+    ssize_t recv(int fd, void *buffer, size_t length, int flags)
+    ssize_t send(int fd, const void *buffer, size_t length, int flags)
+    const int MSG_PEEK
+    const int MSG_DONTWAIT
+    const int MSG_NOSIGNAL
+
+cdef extern from "<sys/ioctl.h>" nogil:
+    # How many notify bytes a pipe holds (a pipe cannot be peeked).
+    int ioctl(int fd, unsigned long request, ...)
+    const unsigned long FIONREAD

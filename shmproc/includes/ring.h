@@ -76,10 +76,16 @@ typedef struct {
     /* Line 4: rarely written. */
     uint64_t tasks_done;      /* JoinableQueue: task_done() calls; join() sleeps on its low half */
     uint32_t join_sleepers;
-    uint32_t notify_enabled;  /* someone asked for fileno(): keep the notify pipe readable */
-    uint32_t notify_signaled; /* 1: the notify pipe holds its one byte (or is about to) */
+    uint32_t notify_mode;     /* SHM_NOTIFY_* bits; 0: no publish touches the notify descriptor */
+    uint32_t notify_signaled; /* 1: a notify byte is in the reader's descriptor (or about to be) */
     uint8_t _pad4[SHM_CACHE_LINE - 20];
 } shm_ring_t;
+/* A ring's notify_mode (core/notify.pyx). */
+enum {
+    SHM_NOTIFY_ENABLED = 1,   /* someone asked for fileno(): keep the reader's descriptor readable */
+    SHM_NOTIFY_AFTER_FOREIGN = 2, /* a duplex Pipe's socket may have been given other bytes (a
+                                   * passed descriptor): the next publish sends a byte behind them */
+};
 static_assert(sizeof(shm_ring_t) == 5 * SHM_CACHE_LINE, "shm_ring_t is five cache lines");
 static_assert(offsetof(shm_ring_t, producer_lock) == SHM_CACHE_LINE, "producers' line");
 static_assert(offsetof(shm_ring_t, consumer_lock) == 2 * SHM_CACHE_LINE, "consumers' line");

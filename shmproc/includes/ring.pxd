@@ -31,7 +31,7 @@ cdef extern from "ring.h" nogil:
         uint64_t lap_end
         uint64_t tasks_done
         uint32_t join_sleepers
-        uint32_t notify_enabled
+        uint32_t notify_mode
         uint32_t notify_signaled
 
     ctypedef struct shm_record_header_t:
@@ -48,6 +48,10 @@ cdef extern from "ring.h" nogil:
         SHM_RECORD_STR
         SHM_RECORD_SPILL
         SHM_RECORD_RAW
+
+    enum:
+        SHM_NOTIFY_ENABLED
+        SHM_NOTIFY_AFTER_FOREIGN
 
     const size_t SHM_BUFFER_ALIGN
     ctypedef struct shm_buffers_t:

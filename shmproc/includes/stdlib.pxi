@@ -8,6 +8,7 @@ import io as _io
 import os as _os
 import pickle as _pickle
 import queue as _queue
+import socket as _socket
 import threading as _threading
 import time as _time
 import weakref as _weakref
