@@ -43,3 +43,35 @@ def answer_on_socket_and_connection(sock, conn):
     conn.send(conn.recv() + 1)
     sock.close()
     conn.close()
+
+
+def send_handles_with_data(conn, path):
+    """Child side of the ordering test: data, a descriptor (the standard library's send_handle),
+    data; then receive a descriptor back and write through it."""
+    import multiprocessing.reduction as stdlib_reduction
+    with open(path, "rb") as f:
+        conn.send("before")
+        stdlib_reduction.send_handle(conn, f.fileno(), os.getppid())
+        conn.send("after")
+    fd = stdlib_reduction.recv_handle(conn)
+    os.write(fd, b"from the child")
+    os.close(fd)
+    conn.recv()                 # stay until the parent has checked everything
+
+
+def echo_until_done(conn, done):
+    """Reply to each request with its double until None; then say (through an Event, not the
+    Pipe) that every reply, notify byte included, has been sent; then wait for a last message (a
+    forked child holds the parent's end too, so it would not see EOF)."""
+    while (request := conn.recv()) is not None:
+        conn.send(request * 2)
+    done.set()
+    conn.recv()
+
+
+def hold_connection(conn, ready):
+    """Hold a Pipe's end, doing nothing, until killed."""
+    import time
+    ready.set()
+    while True:
+        time.sleep(60)

@@ -48,11 +48,19 @@ def test_send_handle_still_serves_standard_library_pipes(tmp_path):
     assert (tmp_path / "f").read_bytes() == b"x"
 
 
-def test_recv_handle_of_something_else_raises():
-    a, b = shmproc.Pipe()
-    a.send("not a descriptor")
-    with pytest.raises(RuntimeError, match="descriptor"):
-        reduction.recv_handle(b)
+def test_send_handle_and_recv_handle_are_the_standard_librarys():
+    # A duplex shmproc Pipe is a socketpair underneath, as multiprocessing's is.
+    assert reduction.send_handle is multiprocessing.reduction.send_handle
+    assert reduction.recv_handle is multiprocessing.reduction.recv_handle
+
+
+def test_one_way_pipe_refuses_descriptors_as_multiprocessings_does(tmp_path):
+    for module in (multiprocessing, shmproc):
+        reader, writer = module.Pipe(duplex=False)
+        with open(tmp_path / "f", "wb") as f, pytest.raises(OSError):
+            reduction.send_handle(writer, f.fileno(), os.getpid())
+        reader.close()
+        writer.close()
 
 
 def test_connection_pickles_through_a_socket_connection(shm_ctx):

@@ -80,10 +80,30 @@ cdef int notify_fileno(shm_ring_t *ring, notify_t *notify) except -1:
     # If another reader holds the lock, it tidies as it empties the ring.
     if (notify.is_socket or (shm_load_u32(&ring.notify_signaled)
                              and shm_load_u64(&ring.tail) == shm_load_u64(&ring.head))):
+        if notify.is_socket:
+            wait_for_publisher(ring)
         if lock_try(&ring.consumer_lock, shm_current_pid()):
             tidy_locked(ring, notify)
             lock_release(&ring.consumer_lock)
     return notify.read_fd
+
+
+cdef void wait_for_publisher(shm_ring_t *ring) noexcept:
+    """A duplex Pipe's writer sends its notify byte before it lets go of the producer lock: wait
+    until the writer now holding it (if any) is done, so that a byte for a message this reader has
+    already taken is in the socket before tidy_locked looks (else it could come later, in front of
+    a descriptor that the caller is about to receive). Bounded: a writer killed holding the lock
+    keeps it until the next writer takes it over."""
+    cdef uint32_t holder = shm_load_u32(&ring.producer_lock.state) & ~SHM_LOCK_SLEEPERS
+    cdef int64_t deadline
+    if holder == 0:
+        return
+    deadline = shm_monotonic_ns() + LATE_BYTE_WAIT_MS * 1000000
+    with nogil:
+        while (shm_load_u32(&ring.producer_lock.state) & ~SHM_LOCK_SLEEPERS) == holder:
+            if shm_monotonic_ns() >= deadline:
+                break
+            sched_yield()
 
 
 cdef int notify_before_foreign_bytes(shm_ring_t *ring) except -1:

@@ -166,6 +166,8 @@ cdef class Ring:
                         break
                     try:
                         written = self.write_locked(items + done, run, owners, done, &observed)
+                        if written and self.notify.is_socket:
+                            self.signal_if_enabled()
                     finally:
                         lock_release(&self.ring.producer_lock)
                     if written or not block:
@@ -363,6 +365,13 @@ cdef class Ring:
 
     cdef inline void after_publish(self) noexcept:
         wake_sleepers(low_half(&self.ring.tail), &self.ring.data_sleepers, SHM_WAKE_ALL)
+        if not self.notify.is_socket:
+            self.signal_if_enabled()
+
+    cdef inline void signal_if_enabled(self) noexcept:
+        # A duplex Pipe's ring signals under the producer lock, so that a reader about to read a
+        # passed descriptor can wait until no notify byte for a message it already took is still
+        # to come (notify_fileno); a pipe's ring right after it.
         if shm_load_relaxed_u32(&self.ring.notify_mode):
             notify_signal(self.ring, &self.notify)
 
