@@ -58,9 +58,6 @@ EXCLUDED = {
     "TestProcess.test_parent_process":
         "deliberate difference: a killed process's children are killed with it "
         "(set_parent_death_signal), so the grandchild cannot report its parent's death",
-    "TestConnection.test_missing_fd_transfer":
-        "writes raw bytes into conn.fileno(), which for a shmproc Pipe is the notify "
-        "descriptor, not the data channel",
 }
 
 FULL = os.environ.get("SHMPROC_CPYTHON_SUITE") == "full"
