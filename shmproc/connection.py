@@ -216,11 +216,34 @@ def Pipe(duplex=True):
 
 def wait(object_list, timeout=None):
     """Wait until an object in object_list is ready; return the ready ones
-    (multiprocessing.connection.wait, which it is: every object here has a descriptor). Takes
-    shmproc's and the standard library's Connections together, queues (or their ``_reader``),
-    sockets, process sentinels, and anything else with a fileno() or an int descriptor; timeouts
-    as there (negative: do not wait)."""
-    return _mp_connection.wait(object_list, timeout)
+    (multiprocessing.connection.wait, which does the waiting: every object here has a descriptor).
+    Takes shmproc's and the standard library's Connections together, queues (or their
+    ``_reader``), sockets, process sentinels, and anything else with a fileno() or an int
+    descriptor; timeouts as there (negative: do not wait)."""
+    # A duplex Connection's own fileno() tells its peer that other bytes may follow in the socket
+    # (its caller may pass a descriptor); waiting writes nothing, so it asks for the descriptor
+    # without that, which spares the peer a byte per message.
+    waitables = {}
+    for obj in object_list:
+        if type(obj) is Connection and obj._reader is not None and obj._writer is not None:
+            waitables[id(obj)] = _Waitable(obj)
+    if not waitables:
+        return _mp_connection.wait(object_list, timeout)
+    ready = _mp_connection.wait([waitables.get(id(obj), obj) for obj in object_list], timeout)
+    return [obj.connection if type(obj) is _Waitable else obj for obj in ready]
+
+
+class _Waitable:
+    """A duplex Connection as wait() sees it."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def fileno(self):
+        self.connection._check_closed()
+        return self.connection._reader.fileno()
 
 
 def __getattr__(name):

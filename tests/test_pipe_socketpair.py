@@ -3,6 +3,7 @@ multiprocessing.reduction.send_handle/recv_handle pass descriptors over it, whil
 readiness and EOF keep following the Pipe's messages (docs/internals/ring.md, "The notify
 descriptor"). Real processes under fork, spawn and forkserver."""
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.reduction as stdlib_reduction
 import os
 import signal
@@ -15,6 +16,7 @@ import support_reduction
 from support_queues import joined
 
 import shmproc
+import shmproc.connection
 
 WAIT = 30       # seconds: far longer than any wake-up takes; reaching it is the failure
 
@@ -22,6 +24,16 @@ WAIT = 30       # seconds: far longer than any wake-up takes; reaching it is the
 @pytest.fixture(params=["fork", "spawn", "forkserver"])
 def any_ctx(request):
     return multiprocessing.get_context(request.param)
+
+
+# The standard library's wait() asks a duplex Connection for fileno() as send_handle does (so the
+# peer sends a byte behind whatever may follow); shmproc's asks without that.
+WAITS = {"stdlib wait": multiprocessing.connection.wait, "shmproc wait": shmproc.connection.wait}
+
+
+@pytest.fixture(params=list(WAITS))
+def waiter(request):
+    return WAITS[request.param]
 
 
 def test_duplex_ends_are_a_blocking_socketpair():
@@ -72,7 +84,8 @@ def test_recv_handle_refuses_bytes_without_a_descriptor():
     b.close()
 
 
-def test_readiness_follows_messages_in_one_process():
+def test_readiness_follows_messages_in_one_process(waiter):
+    wait = waiter
     a, b = shmproc.Pipe()
     a.send(1)                               # before anyone asked for a descriptor
     assert wait([b], 0) == [b]
@@ -91,7 +104,8 @@ def test_readiness_follows_messages_in_one_process():
 
 
 @pytest.mark.timeout(60)
-def test_no_missed_or_lasting_wakeup_across_processes(any_ctx):
+def test_no_missed_or_lasting_wakeup_across_processes(any_ctx, waiter):
+    wait = waiter
     here, there = shmproc.Pipe()
     done = any_ctx.Event()
     child = any_ctx.Process(target=support_reduction.echo_until_done, args=(there, done))
@@ -149,3 +163,26 @@ def test_blocked_writer_gets_broken_pipe_when_the_reader_dies(any_ctx):
         killer.join()
         child.join()
         here.close()
+
+
+def test_descriptor_after_many_waits_on_an_unwatched_peer(tmp_path):
+    # The sender waits with the standard library's wait() (each call may precede a passed
+    # descriptor, so each message after it carries a byte) while the receiver never asks for its
+    # descriptor: those bytes pile up in front, and recv_handle must still find the descriptor.
+    a, b = shmproc.Pipe()
+    for i in range(300):
+        multiprocessing.connection.wait([a], 0)
+        a.send(i)
+        assert b.recv() == i
+    (tmp_path / "f").write_bytes(b"passed")
+    with open(tmp_path / "f", "rb") as f:
+        stdlib_reduction.send_handle(a, f.fileno(), os.getpid())
+    a.send("after")
+    fd = stdlib_reduction.recv_handle(b)
+    assert os.pread(fd, 6, 0) == b"passed"
+    os.close(fd)
+    assert multiprocessing.connection.wait([b], 0) == [b]
+    assert b.recv() == "after"
+    assert multiprocessing.connection.wait([b], 0) == []
+    a.close()
+    b.close()

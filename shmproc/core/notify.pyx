@@ -67,23 +67,24 @@ cdef int notify_fileno(shm_ring_t *ring, notify_t *notify) except -1:
     """A descriptor that select() reports readable while a message (or EOF) is waiting; from now
     on every publish into an empty ring signals it. wait() calls it each time it waits, and the
     standard library's recv_handle right before it reads, so it is also where the descriptor is
-    tidied: notify bytes in front of something else (a passed descriptor) are taken away, and an
-    empty ring stops looking readable (the seed, or a byte sent just after a reader emptied it)."""
+    tidied: an empty ring stops looking readable (the seed, or a byte sent just after a reader
+    emptied the ring), and notify bytes in front of other bytes (a passed descriptor) go."""
     if notify.read_fd < 0 and notify.write_fd < 0:
         raise OSError("handle is closed")
     if notify.read_fd < 0:
         return notify.write_fd
-    if not shm_load_u32(&ring.notify_mode) & SHM_NOTIFY_ENABLED:
-        shm_fetch_or_u32(&ring.notify_mode, SHM_NOTIFY_ENABLED)
+    cdef uint32_t mode = shm_load_u32(&ring.notify_mode)
+    if not mode & SHM_NOTIFY_ENABLED:
+        mode = shm_fetch_or_u32(&ring.notify_mode, SHM_NOTIFY_ENABLED) | SHM_NOTIFY_ENABLED
         shm_fence_seq_cst()
-    # A pipe holds notify bytes only: nothing to look at unless an empty ring has its flag set.
-    # If another reader holds the lock, it tidies as it empties the ring.
-    if (notify.is_socket or (shm_load_u32(&ring.notify_signaled)
-                             and shm_load_u64(&ring.tail) == shm_load_u64(&ring.head))):
-        if notify.is_socket:
-            wait_for_publisher(ring)
+    if notify.is_socket:
+        wait_for_publisher(ring)
+    # Only notify bytes, and an empty ring without its flag: nothing to tidy. If another reader
+    # holds the lock, it tidies as it empties the ring.
+    if (mode & SHM_NOTIFY_MIXED or (shm_load_u32(&ring.notify_signaled)
+                                    and shm_load_u64(&ring.tail) == shm_load_u64(&ring.head))):
         if lock_try(&ring.consumer_lock, shm_current_pid()):
-            tidy_locked(ring, notify)
+            tidy_locked(ring, notify, mode & SHM_NOTIFY_MIXED)
             lock_release(&ring.consumer_lock)
     return notify.read_fd
 
@@ -107,15 +108,18 @@ cdef void wait_for_publisher(shm_ring_t *ring) noexcept:
 
 
 cdef int notify_before_foreign_bytes(shm_ring_t *ring) except -1:
-    """A duplex Connection's descriptor was asked for: its caller may put other bytes into the
-    stream of this ring (the one the Connection writes), such as multiprocessing's send_handle. The
-    reader takes away notify bytes in front of those, so the next publish sends its own byte
-    behind them, even if the flag is already set."""
-    shm_fetch_or_u32(&ring.notify_mode, SHM_NOTIFY_AFTER_FOREIGN)
+    """A duplex Connection's descriptor was asked for other than by shmproc's wait(): its caller
+    may put other bytes into the stream of this ring (the one the Connection writes), as the
+    standard library's send_handle does. The reader takes away notify bytes in front of those, so
+    the next publish sends its own byte behind them, even if the flag is already set, and from now
+    on the reader peeks before it consumes."""
+    if (shm_load_relaxed_u32(&ring.notify_mode) & (SHM_NOTIFY_AFTER_FOREIGN | SHM_NOTIFY_MIXED)
+            != (SHM_NOTIFY_AFTER_FOREIGN | SHM_NOTIFY_MIXED)):
+        shm_fetch_or_u32(&ring.notify_mode, SHM_NOTIFY_AFTER_FOREIGN | SHM_NOTIFY_MIXED)
     return 0
 
 
-cdef void tidy_locked(shm_ring_t *ring, notify_t *notify) noexcept:
+cdef void tidy_locked(shm_ring_t *ring, notify_t *notify, bint mixed) noexcept:
     """Under the consumer lock, from fileno(): see notify_fileno. Notify bytes in front of other
     bytes are never needed for readiness (the other bytes keep the descriptor readable, and
     whatever is published after them sends a byte behind them), and would make recv_handle read a
@@ -123,16 +127,17 @@ cdef void tidy_locked(shm_ring_t *ring, notify_t *notify) noexcept:
     cdef int state
     cdef Py_ssize_t present
     cdef uint64_t head = ring.head
-    if notify.is_socket:
+    if mixed:
         present = leading_notify_bytes(notify, &state)
-        if present and state == NOTIFY_BYTES_THEN_OTHER:
+        while present and state == NOTIFY_BYTES_THEN_OTHER:
             discard_bytes(notify, present)
+            present = leading_notify_bytes(notify, &state)
     if shm_load_u64(&ring.tail) != head:
         return
     if shm_load_u32(&ring.notify_signaled):
         notify_quiet_if_drained_locked(ring, notify, head)
-    elif notify.is_socket:
-        consume_surplus(ring, notify, 0)
+    elif mixed:
+        consume_owed(ring, notify, 0)
 
 
 cdef void notify_signal(shm_ring_t *ring, notify_t *notify) noexcept:
@@ -146,7 +151,7 @@ cdef void notify_signal(shm_ring_t *ring, notify_t *notify) noexcept:
         if shm_cas_u32(&ring.notify_mode, &mode, mode & ~(<uint32_t>SHM_NOTIFY_AFTER_FOREIGN)):
             send_byte = True
             break
-    if shm_cas_u32(&ring.notify_signaled, &expected, 1):
+    if mode & SHM_NOTIFY_ENABLED and shm_cas_u32(&ring.notify_signaled, &expected, 1):
         send_byte = True
     if send_byte and notify.write_fd >= 0:
         send_notify_byte(notify.write_fd, notify.is_socket)
@@ -168,9 +173,14 @@ cdef void notify_quiet_if_drained_locked(shm_ring_t *ring, notify_t *notify, uin
     that published before the clear saw the flag set and sent nothing): if a message arrived, set
     the flag again, keeping its byte; else consume the cleared flag's byte."""
     cdef uint32_t expected = 1
-    if notify.read_fd < 0 or not shm_load_relaxed_u32(&ring.notify_mode) & SHM_NOTIFY_ENABLED:
+    cdef uint32_t mode = shm_load_relaxed_u32(&ring.notify_mode)
+    if notify.read_fd < 0 or not mode or shm_load_u64(&ring.tail) != head:
         return
-    if shm_load_u64(&ring.tail) != head:
+    if not mode & SHM_NOTIFY_ENABLED:
+        # Nobody asked for this descriptor, but its peer did, and may send a byte behind each of
+        # its calls: consume those as they come (the flag stays set, its one byte with it).
+        if mode & SHM_NOTIFY_MIXED:
+            consume_owed(ring, notify, 0)
         return
     # Only readers clear the flag, under this lock; writers only set it. No flag: no byte is owed
     # (a byte sent for a flag set after this look is settled by the next reader or fileno()).
@@ -182,35 +192,51 @@ cdef void notify_quiet_if_drained_locked(shm_ring_t *ring, notify_t *notify, uin
         if shm_cas_u32(&ring.notify_signaled, &expected, 1):
             return
         # A writer set it first and sends its own byte: the cleared flag's byte is surplus.
-    consume_surplus(ring, notify, 1)
+    consume_owed(ring, notify, 1)
 
 
-cdef void consume_surplus(shm_ring_t *ring, notify_t *notify, int owed) noexcept:
-    """Under the consumer lock: consume the notify bytes at the front that no flag stands for, and
-    if owed (a flag just cleared) wait briefly for its byte when its writer has not sent it yet. Of
-    the n notify bytes at the front, n - flag are surplus: with the flag clear no writer can be
-    about to send a byte that is already there (a writer sets the flag before it sends, and only a
-    reader holding this lock clears it); with it set, one byte stays for it (its own byte, if late,
-    is surplus at the next settle)."""
+cdef void consume_owed(shm_ring_t *ring, notify_t *notify, int owed) noexcept:
+    """Under the consumer lock: consume owed notify bytes (1: a flag was just cleared; its byte may
+    be late, if its writer is between setting the flag and sending, so wait briefly for it).
+
+    While the descriptor holds notify bytes only, reading exactly the bytes owed is right whatever
+    else is there: bytes are alike, and any other byte stands for a flag still set. Once it may hold
+    other bytes, or more bytes than flags (SHM_NOTIFY_MIXED), the reader peeks: of the n notify
+    bytes at the front, n - flag are surplus. With the flag clear, no writer can be about to send
+    a byte that is already there (a writer sets the flag before it sends, and only a reader holding
+    this lock clears it); with it set, one byte stays for it."""
     cdef Py_ssize_t present, extra
     cdef int state
     cdef pollfd entry
     cdef int64_t deadline = 0
     cdef int64_t now
+    cdef bint mixed
     while True:
-        present = leading_notify_bytes(notify, &state)
-        extra = present - <Py_ssize_t>shm_load_u32(&ring.notify_signaled)
-        if extra > 0:
-            discard_bytes(notify, extra)
-            owed -= <int>extra
-        # Wait only for a late byte into an otherwise empty descriptor: anything else there (the
-        # flag's own byte, a passed descriptor, EOF) keeps poll() from sleeping.
-        if owed <= 0 or state != NOTIFY_NOTHING or shm_load_u32(&ring.notify_signaled):
+        mixed = shm_load_relaxed_u32(&ring.notify_mode) & SHM_NOTIFY_MIXED
+        if mixed:
+            present = leading_notify_bytes(notify, &state)
+            extra = present - <Py_ssize_t>shm_load_u32(&ring.notify_signaled)
+            if extra > 0:
+                discard_bytes(notify, extra)
+                owed -= <int>extra
+            # Anything else there (the flag's own byte, a passed descriptor, EOF) keeps poll()
+            # from sleeping: wait only on an empty descriptor with no flag set.
+            if state != NOTIFY_NOTHING or shm_load_u32(&ring.notify_signaled):
+                return
+        elif owed > 0:
+            state = take_bytes(notify, owed)
+            if state < 0:
+                return                  # EOF: every writer is gone, no byte will come
+            owed -= state
+        if owed <= 0:
             return
         now = shm_monotonic_ns()
         if deadline == 0:
             deadline = now + LATE_BYTE_WAIT_MS * 1000000
         elif now >= deadline:
+            # The writer was killed between its flag and its byte, or is starved: if its byte
+            # comes after all, it is surplus, which only a reader that counts will consume.
+            shm_fetch_or_u32(&ring.notify_mode, SHM_NOTIFY_MIXED)
             return
         entry.fd, entry.events, entry.revents = notify.read_fd, POLLIN, 0
         with nogil:
@@ -219,10 +245,25 @@ cdef void consume_surplus(shm_ring_t *ring, notify_t *notify, int owed) noexcept
             return                  # every writer is gone: EOF, not a byte, is what came
 
 
+cdef int take_bytes(notify_t *notify, int count) noexcept:
+    """Read up to count bytes (there are only notify bytes) without waiting: how many were read,
+    or -1 at EOF."""
+    cdef unsigned char sink[64]
+    cdef ssize_t got
+    count = min(count, <int>sizeof(sink))
+    if notify.is_socket:
+        got = recv(notify.read_fd, sink, count, MSG_DONTWAIT)
+    else:
+        got = read(notify.read_fd, sink, count)
+    if got == 0:
+        return -1
+    return <int>got if got > 0 else 0
+
+
 cdef Py_ssize_t leading_notify_bytes(notify_t *notify, int *state) noexcept:
-    """How many notify bytes are at the front of the reader's descriptor (up to 64), and what is
+    """How many notify bytes are at the front of the reader's descriptor (up to 512), and what is
     there (a FrontState)."""
-    cdef unsigned char peeked[64]
+    cdef unsigned char peeked[512]
     cdef int available = 0
     cdef ssize_t got
     cdef Py_ssize_t count = 0

@@ -85,6 +85,8 @@ enum {
     SHM_NOTIFY_ENABLED = 1,   /* someone asked for fileno(): keep the reader's descriptor readable */
     SHM_NOTIFY_AFTER_FOREIGN = 2, /* a duplex Pipe's socket may have been given other bytes (a
                                    * passed descriptor): the next publish sends a byte behind them */
+    SHM_NOTIFY_MIXED = 4,     /* the reader's descriptor may hold other bytes, or more notify bytes
+                               * than flags: readers count before they consume (never cleared) */
 };
 static_assert(sizeof(shm_ring_t) == 5 * SHM_CACHE_LINE, "shm_ring_t is five cache lines");
 static_assert(offsetof(shm_ring_t, producer_lock) == SHM_CACHE_LINE, "producers' line");

@@ -52,6 +52,7 @@ cdef extern from "ring.h" nogil:
     enum:
         SHM_NOTIFY_ENABLED
         SHM_NOTIFY_AFTER_FOREIGN
+        SHM_NOTIFY_MIXED
 
     const size_t SHM_BUFFER_ALIGN
     ctypedef struct shm_buffers_t:
