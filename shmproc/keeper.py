@@ -6,8 +6,9 @@ socket (SCM_RIGHTS) before the message is published: from then on the kernel kee
 in flight, then in the keeper, even if the sender is SIGKILLed at once. The receiver opens the
 sender's descriptor through /proc if it can, else asks the keeper for its copy, and then tells the
 keeper the handle was received, which closes the copy. A handle that is never received is tied to
-the ring it travels in: the keeper holds that ring's notify-pipe write end and closes everything
-sent through the ring once no process can read from it any more (EPOLLERR: no read end is left).
+the ring it travels in: the keeper holds that ring's notify write end (a pipe's, or a duplex Pipe's
+socket) and closes everything sent through the ring once no process can read from it any more
+(EPOLLERR on a pipe: no read end is left; EPOLLHUP on a socket: its peer is closed everywhere).
 
 There is one keeper per process tree, started on first use by whichever process needs it, and it
 exits when the tree's root process does (a pidfd), dropping what it holds. It listens on an
@@ -206,7 +207,8 @@ class Keeper:
             return
         self.rings[ring] = [write_end, set(), until_gone]
         self.ring_of_fd[write_end] = ring
-        # No event asked for: EPOLLERR (the pipe has no reader left) is always reported.
+        # No event asked for: EPOLLERR (a pipe with no reader left) and EPOLLHUP (a socket whose
+        # peer is closed everywhere) are always reported, and nothing else is.
         self.poller.register(write_end, 0)
 
     def drop_ring(self, ring):

@@ -25,13 +25,16 @@ from shmproc._core import shm_directory
 
 MB = 1 << 20
 JOIN = 60
-CHANNELS = ("Queue", "SimpleQueue", "Pipe")
+CHANNELS = ("Queue", "SimpleQueue", "Pipe", "duplex Pipe")
 
 
 def channel_ends(kind):
-    """(receiving end, sending end) of a new channel of this kind."""
+    """(receiving end, sending end) of a new channel of this kind (a duplex Pipe's notify
+    descriptors are a socketpair, which cannot be opened through /proc: the keeper's copies)."""
     if kind == "Pipe":
         return shmproc.Pipe(duplex=False)
+    if kind == "duplex Pipe":
+        return shmproc.Pipe()
     queue = getattr(shmproc, kind)()
     return queue, queue
 
