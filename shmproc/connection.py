@@ -8,6 +8,9 @@ forked child that inherits the sending end keeps it open until it closes it).
 
 ``fileno()`` gives a descriptor that select() and ``wait()`` see readable while a message or EOF is
 waiting; asking for it makes every later send to an empty ring write one byte to that descriptor.
+A duplex Pipe's descriptors are the two ends of one Unix socketpair (multiprocessing's duplex Pipe
+is one too), so multiprocessing.reduction.send_handle/recv_handle pass descriptors over them; a
+one-way Pipe's are a pipe. The protocol: docs/internals/ring.md, "The notify descriptor".
 
 A Connection pickles to another process (through a queue, a Pipe or a socket connection) as a
 handle that carries duplicates of its descriptors, so the sender may close its end once sent.

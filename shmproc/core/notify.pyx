@@ -19,7 +19,9 @@
 # byte is in the reader's descriptor or about to be sent by whoever set the flag. Writers set it
 # (0 -> 1) and send the byte; only a reader, under the consumer lock, clears it, and then consumes
 # only bytes it can prove nobody else's flag stands for. A ring is created with the flag set and its
-# byte already sent (the seed), so that enabling with messages waiting is readable at once.
+# byte already sent (the seed), so that enabling with messages waiting is readable at once. Bytes
+# other than notify bytes (a passed descriptor) may share a duplex Pipe's socket: a reader never
+# consumes those, takes away notify bytes in front of them, and writers then send a byte behind.
 #
 # A ring end's notify_t (its descriptors and which checks it makes) is declared in notify.pxd.
 
@@ -29,7 +31,7 @@
 cdef unsigned char NOTIFY_BYTE = 0xFF
 # How long a reader waits for the byte of a flag it cleared whose writer has not sent it yet (a
 # writer between its compare-and-swap and its send: normally a microsecond). Past this, the byte
-# is left to the next settle (a writer killed in between never sends it).
+# is left to a later settle that counts (a writer killed in between never sends it).
 cdef int LATE_BYTE_WAIT_MS = 50
 
 cdef enum FrontState:
