@@ -79,7 +79,7 @@ cdef int notify_fileno(shm_ring_t *ring, notify_t *notify) except -1:
     if not mode & SHM_NOTIFY_ENABLED:
         mode = shm_fetch_or_u32(&ring.notify_mode, SHM_NOTIFY_ENABLED) | SHM_NOTIFY_ENABLED
         shm_fence_seq_cst()
-    if notify.is_socket:
+    if notify.is_socket and shm_load_u64(&ring.tail) == shm_load_u64(&ring.head):
         wait_for_publisher(ring)
     # Only notify bytes, and an empty ring without its flag: nothing to tidy. If another reader
     # holds the lock, it tidies as it empties the ring.
@@ -92,11 +92,13 @@ cdef int notify_fileno(shm_ring_t *ring, notify_t *notify) except -1:
 
 
 cdef void wait_for_publisher(shm_ring_t *ring) noexcept:
-    """A duplex Pipe's writer sends its notify byte before it lets go of the producer lock: wait
-    until the writer now holding it (if any) is done, so that a byte for a message this reader has
-    already taken is in the socket before tidy_locked looks (else it could come later, in front of
-    a descriptor that the caller is about to receive). Bounded: a writer killed holding the lock
-    keeps it until the next writer takes it over."""
+    """A duplex Pipe's writer sends its notify byte before it lets go of the producer lock: with
+    the ring empty, wait until the writer now holding it (if any) is done, so that a byte for a
+    message this reader has already taken is in the socket before tidy_locked looks (else it could
+    come later, in front of a descriptor that the caller is about to receive). With a message
+    waiting, a byte on its way is that message's (the message taken last was signalled for under
+    an earlier hold of the lock). Bounded: a writer killed holding the lock keeps it until the next
+    writer takes it over."""
     cdef uint32_t holder = shm_load_u32(&ring.producer_lock.state) & ~SHM_LOCK_SLEEPERS
     cdef int64_t deadline
     if holder == 0:
