@@ -126,14 +126,20 @@ def test_no_missed_or_lasting_wakeup_across_processes(any_ctx, waiter):
     here.close()
 
 
-@pytest.mark.timeout(60)
-def test_eof_when_the_peer_process_is_killed(any_ctx):
+def end_with_idle_peer(ctx):
+    """One end of a duplex Pipe, and a child holding the other end and doing nothing."""
     here, there = shmproc.Pipe()
-    ready = any_ctx.Event()
-    child = any_ctx.Process(target=support_reduction.hold_connection, args=(there, ready))
+    ready = ctx.Event()
+    child = ctx.Process(target=support_reduction.hold_connection, args=(there, ready))
     child.start()
     there.close()
     assert ready.wait(WAIT)
+    return here, child
+
+
+@pytest.mark.timeout(60)
+def test_eof_when_the_peer_process_is_killed(any_ctx):
+    here, child = end_with_idle_peer(any_ctx)
     here.send("unread")                     # the child's ring holds this when it dies
     assert wait([here], 0) == []
     os.kill(child.pid, signal.SIGKILL)
@@ -146,12 +152,7 @@ def test_eof_when_the_peer_process_is_killed(any_ctx):
 
 @pytest.mark.timeout(60)
 def test_blocked_writer_gets_broken_pipe_when_the_reader_dies(any_ctx):
-    here, there = shmproc.Pipe()
-    ready = any_ctx.Event()
-    child = any_ctx.Process(target=support_reduction.hold_connection, args=(there, ready))
-    child.start()
-    there.close()
-    assert ready.wait(WAIT)
+    here, child = end_with_idle_peer(any_ctx)
     killer = threading.Timer(0.3, os.kill, (child.pid, signal.SIGKILL))
     killer.start()
     chunk = b"x" * 60_000
