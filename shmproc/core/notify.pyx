@@ -99,16 +99,19 @@ cdef void wait_for_publisher(shm_ring_t *ring) noexcept:
     waiting, a byte on its way is that message's (the message taken last was signalled for under
     an earlier hold of the lock). Bounded: a writer killed holding the lock keeps it until the next
     writer takes it over."""
-    cdef uint32_t holder = shm_load_u32(&ring.producer_lock.state) & ~SHM_LOCK_SLEEPERS
+    cdef uint32_t state = shm_load_u32(&ring.producer_lock.state)
+    cdef uint32_t holder = state & ~SHM_LOCK_SLEEPERS
     cdef int64_t deadline
     if holder == 0:
         return
     deadline = shm_monotonic_ns() + LATE_BYTE_WAIT_MS * 1000000
     with nogil:
-        while (shm_load_u32(&ring.producer_lock.state) & ~SHM_LOCK_SLEEPERS) == holder:
-            if shm_monotonic_ns() >= deadline:
+        # The holder is normally inside one system call: spin (yielding now and then), as a ring's
+        # reader does for a message, rather than sleep.
+        while (state & ~SHM_LOCK_SLEEPERS) == holder:
+            if not spin_for(&ring.producer_lock.state, state, deadline - shm_monotonic_ns()):
                 break
-            sched_yield()
+            state = shm_load_u32(&ring.producer_lock.state)
 
 
 cdef int notify_before_foreign_bytes(shm_ring_t *ring) except -1:
