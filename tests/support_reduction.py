@@ -75,3 +75,14 @@ def hold_connection(conn, ready):
     ready.set()
     while True:
         time.sleep(60)
+
+
+def receive_connection_then_descriptor(q):
+    """Get a Pipe's end through a shmproc queue (its sockets come from the keeper), then receive a
+    descriptor over it and write through it."""
+    import multiprocessing.reduction as stdlib_reduction
+    conn = q.get()
+    fd = stdlib_reduction.recv_handle(conn)
+    os.write(fd, b"over a connection from a queue")
+    os.close(fd)
+    conn.send("done")

@@ -187,3 +187,19 @@ def test_descriptor_after_many_waits_on_an_unwatched_peer(tmp_path):
     assert multiprocessing.connection.wait([b], 0) == []
     a.close()
     b.close()
+
+
+def test_descriptor_over_a_connection_sent_through_a_queue(any_ctx, tmp_path):
+    here, there = shmproc.Pipe()
+    q = shmproc.Queue()
+    child = any_ctx.Process(target=support_reduction.receive_connection_then_descriptor, args=(q,))
+    child.start()
+    q.put(there)
+    there.close()                           # the keeper holds its sockets until the child has them
+    with open(tmp_path / "out", "wb") as f:
+        stdlib_reduction.send_handle(here, f.fileno(), child.pid)
+    assert here.recv() == "done"
+    joined(child)
+    assert (tmp_path / "out").read_bytes() == b"over a connection from a queue"
+    here.close()
+    q.close()
