@@ -86,3 +86,49 @@ def receive_connection_then_descriptor(q):
     os.write(fd, b"over a connection from a queue")
     os.close(fd)
     conn.send("done")
+
+
+def send_batch(conn, rnd, path, destination_pid):
+    """One side's turn in the notify stress conversation: maybe a descriptor (the standard
+    library's send_handle), then a count and that many messages, asking for fileno() now and then
+    (as a program about to pass a descriptor would)."""
+    import multiprocessing.reduction as stdlib_reduction
+    count = rnd.randint(0, 5)
+    if rnd.random() < 0.3:
+        conn.send("handle")
+        with open(path, "rb") as f:
+            stdlib_reduction.send_handle(conn, f.fileno(), destination_pid)
+    else:
+        conn.send("plain")
+    conn.send(count)
+    for i in range(count):
+        conn.send(i)
+        if rnd.random() < 0.2:
+            conn.fileno()
+
+
+def receive_batch(conn, rnd):
+    """The other side's turn: each message is waited for with either wait() first (a missed
+    wake-up fails the conversation)."""
+    import multiprocessing.connection
+    import multiprocessing.reduction as stdlib_reduction
+
+    import shmproc.connection
+    if conn.recv() == "handle":
+        os.close(stdlib_reduction.recv_handle(conn))
+    for i in range(conn.recv()):
+        wait = rnd.choice([multiprocessing.connection.wait, shmproc.connection.wait])
+        if wait([conn], 30) != [conn]:
+            raise AssertionError(f"missed wake-up before message {i}")
+        if conn.recv() != i:
+            raise AssertionError("messages out of order")
+
+
+def converse_as_child(conn, seed, rounds, path):
+    import random
+    rnd = random.Random(seed)
+    for _ in range(rounds):
+        receive_batch(conn, rnd)
+        send_batch(conn, rnd, path, os.getppid())
+    conn.send("end")
+    conn.recv()                 # stay until the parent has checked readiness
