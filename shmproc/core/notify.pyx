@@ -33,6 +33,9 @@ cdef unsigned char NOTIFY_BYTE = 0xFF
 # writer between its compare-and-swap and its send: normally a microsecond). Past this, the byte
 # is left to a later settle that counts (a writer killed in between never sends it).
 cdef int LATE_BYTE_WAIT_MS = 50
+# How many such slices fileno() waits at most for a live writer holding the producer lock (a
+# writer descheduled inside it on a busy machine; see wait_for_publisher).
+cdef int PUBLISHER_WAIT_SLICES = 20
 
 cdef enum FrontState:
     NOTIFY_NOTHING = 0              # the descriptor holds nothing
@@ -97,20 +100,21 @@ cdef void wait_for_publisher(shm_ring_t *ring) noexcept:
     message this reader has already taken is in the socket before tidy_locked looks (else it could
     come later, in front of a descriptor that the caller is about to receive). With a message
     waiting, a byte on its way is that message's (the message taken last was signalled for under
-    an earlier hold of the lock). Bounded: a writer killed holding the lock keeps it until the next
-    writer takes it over."""
+    an earlier hold of the lock). Bounded (a second), and over at once if the holder has died: a
+    writer killed holding the lock keeps it until the next writer takes it over."""
     cdef uint32_t state = shm_load_u32(&ring.producer_lock.state)
     cdef uint32_t holder = state & ~SHM_LOCK_SLEEPERS
-    cdef int64_t deadline
+    cdef int slices = PUBLISHER_WAIT_SLICES
     if holder == 0:
         return
-    deadline = shm_monotonic_ns() + LATE_BYTE_WAIT_MS * 1000000
     with nogil:
         # The holder is normally inside one system call: spin (yielding now and then), as a ring's
-        # reader does for a message, rather than sleep.
-        while (state & ~SHM_LOCK_SLEEPERS) == holder:
-            if not spin_for(&ring.producer_lock.state, state, deadline - shm_monotonic_ns()):
-                break
+        # reader does for a message, rather than sleep; past each slice, stop if it has died.
+        while (state & ~SHM_LOCK_SLEEPERS) == holder and slices > 0:
+            if not spin_for(&ring.producer_lock.state, state, LATE_BYTE_WAIT_MS * 1000000):
+                slices -= 1
+                if not shm_pid_alive(holder):
+                    break
             state = shm_load_u32(&ring.producer_lock.state)
 
 

@@ -43,8 +43,8 @@ cdef class Ring:
     cdef inline bint can_inline(self, encoded_t *item) noexcept
     cdef inline bint has_room(self, uint64_t start, uint64_t need, uint64_t new_puts) noexcept
     cdef bint past_lagging_reader(self, uint64_t start) noexcept
-    cdef inline void after_publish(self, bint signalled) noexcept
-    cdef inline bint signal_if_enabled(self) noexcept
+    cdef inline void after_publish(self) noexcept
+    cdef inline void signal_if_enabled(self) noexcept
     cdef int spill_out(self, encoded_t *item, object owner, bint block, int64_t deadline) except -1
     cdef object receive(self, bint block, int64_t deadline, bint as_bytes)
     cdef list receive_many(self, Py_ssize_t limit, bint block, int64_t deadline)

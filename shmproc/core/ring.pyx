@@ -148,7 +148,6 @@ cdef class Ring:
         cdef WaitResult result
         cdef bint spin = True
         cdef bint spilled, inline
-        cdef bint signalled = False
         while done < count:
             spilled = False
             run = 1
@@ -167,7 +166,14 @@ cdef class Ring:
                         break
                     try:
                         written = self.write_locked(items + done, run, owners, done, &observed)
-                        signalled = written and self.notify.is_socket and self.signal_if_enabled()
+                        if written and self.notify.is_socket:
+                            # Before the lock is let go (see signal_if_enabled), after a full
+                            # fence: the tail's store must be visible before notifying is looked
+                            # at, or a reader enabling it could see the ring empty while this
+                            # writer sees it disabled (store-load reordering); a second look
+                            # after the release would send a byte a reader cannot wait for.
+                            shm_fence_seq_cst()
+                            self.signal_if_enabled()
                     finally:
                         lock_release(&self.ring.producer_lock)
                     if written or not block:
@@ -187,7 +193,7 @@ cdef class Ring:
                     self.spill.release_slot(items[done].spill.slot)
                 return done
             done += written
-            self.after_publish(signalled)
+            self.after_publish()
         return done
 
     cdef Py_ssize_t write_locked(self, encoded_t *items, Py_ssize_t count, list owners,
@@ -363,22 +369,18 @@ cdef class Ring:
                 and (lap_end & ~self.mask) + self.capacity == lap
                 and (start & self.mask) >= (lap_end & self.mask) + sizeof(shm_record_header_t))
 
-    cdef inline void after_publish(self, bint signalled) noexcept:
+    cdef inline void after_publish(self) noexcept:
         wake_sleepers(low_half(&self.ring.tail), &self.ring.data_sleepers, SHM_WAKE_ALL)
-        # Looked at again after the lock's release, a full barrier: a look inside it may have
-        # been done before the tail's store became visible (store-load reordering), and missed a
-        # reader enabling the notify descriptor that then saw the ring empty.
-        if not signalled:
+        # A pipe's ring looks after the lock's release (a full barrier, so after the tail's store).
+        if not self.notify.is_socket:
             self.signal_if_enabled()
 
-    cdef inline bint signal_if_enabled(self) noexcept:
-        # A duplex Pipe's ring signals under the producer lock too, so that a reader about to read
-        # a passed descriptor can wait until no notify byte for a message it already took is
-        # still to come (notify_fileno); a pipe's ring only after it.
+    cdef inline void signal_if_enabled(self) noexcept:
+        # A duplex Pipe's ring signals under the producer lock, so that a reader about to read a
+        # passed descriptor can wait until no notify byte for a message it already took is still
+        # to come (notify_fileno).
         if shm_load_relaxed_u32(&self.ring.notify_mode):
             notify_signal(self.ring, &self.notify)
-            return True
-        return False
 
     cdef int spill_out(self, encoded_t *item, object owner, bint block, int64_t deadline) except -1:
         """Move a too-large payload into a spill slot; item becomes a SPILL record. 0 on timeout."""
