@@ -102,7 +102,7 @@ cdef class Heap:
         if self.pid != shm_current_pid():
             self._reset()
         if rounded > SMALL_BLOCK_LIMIT:
-            segment = Segment.create(rounded)
+            segment = Segment.create(rounded, reserve_always=False)
             return make_block(segment, SHM_SEGMENT_HEADER, size, None)
         spare = self.free_blocks.get(rounded)
         if spare:
