@@ -98,6 +98,53 @@ def test_full_filesystem_is_an_error_not_sigbus(tiny_tmpfs):
     assert out.stdout.strip() == "ENOSPC"
 
 
+def test_large_blocks_reserve_their_pages_on_a_tmpfs_smaller_than_memory(private_shm):
+    used = shm_used_bytes()
+    block = allocate(32 * MB)
+    assert shm_used_bytes() - used >= 30 * MB
+    del block
+
+
+@pytest.fixture
+def tmpfs_larger_than_memory(monkeypatch):
+    size = (support_segments.memory_and_swap_bytes() >> 20) + 1024
+    with shm_directory_on_tmpfs(monkeypatch, f"{size}m") as path:
+        yield path
+
+
+def test_large_blocks_get_their_pages_on_first_touch_where_the_tmpfs_outlasts_memory(
+        tmpfs_larger_than_memory):
+    """Such a tmpfs cannot fill up before memory does, so a first touch cannot SIGBUS for want of
+    room and nothing is reserved: a page is allocated when first stored into, as for numpy."""
+    used = shm_used_bytes()
+    block = allocate(32 * MB)
+    assert shm_used_bytes() - used < 1 * MB
+    memoryview(block)[:] = b"\x01" * block.size
+    assert shm_used_bytes() - used >= 32 * MB
+    del block
+    assert wait_until(lambda: shm_used_bytes() - used < 1 * MB, 5)
+    segment = Segment.create(32 * MB)         # other segments (rings, arenas) always reserve
+    assert shm_used_bytes() - used >= 30 * MB
+    del segment
+    free = os.statvfs(tmpfs_larger_than_memory).f_bavail * os.statvfs(tmpfs_larger_than_memory).f_frsize
+    with pytest.raises(OSError) as info:        # more than the filesystem can hold: ENOSPC at once
+        allocate(free + 64 * MB)
+    assert info.value.errno == errno.ENOSPC
+
+
+def test_large_blocks_reserve_their_pages_where_the_tmpfs_has_quotas(monkeypatch):
+    """A quota can be reached long before memory runs out: reserve, as on a small tmpfs."""
+    size = (support_segments.memory_and_swap_bytes() >> 20) + 1024
+    with mounted_tmpfs(f"{size}m", "usrquota") as path:
+        if path is None:
+            pytest.skip("cannot mount a tmpfs with quotas here")
+        monkeypatch.setenv("SHMPROC_SHM_DIR", path)
+        used = shm_used_bytes()
+        block = allocate(32 * MB)
+        assert shm_used_bytes() - used >= 30 * MB
+        del block
+
+
 def test_block_round_trips_through_another_process(ctx):
     block = allocate(256)
     ready = ctx.Event()
