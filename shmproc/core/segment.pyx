@@ -60,35 +60,54 @@ cdef int _reserve(int fd, size_t size) except -1:
     return 0
 
 
-# st_dev -> whether that filesystem's mount has quotas (mount options do not change under us).
-cdef dict _quota_by_device = {}
+# (st_dev, f_fsid) -> whether that mount has quotas. A tmpfs's device number is reused by the
+# next tmpfs mounted after it is gone; its fsid is random per mount (where the kernel gives one:
+# those too old to give one are too old for tmpfs quotas).
+cdef dict _quota_by_mount = {}
 
 
 cdef bint _has_quota(int fd) except -1:
     device = _os.fstat(fd).st_dev
-    found = _quota_by_device.get(device)
+    key = (device, _os.fstatvfs(fd).f_fsid)
+    found = _quota_by_mount.get(key)
     if found is None:
-        key = f"{_os.major(device)}:{_os.minor(device)}"
+        numbers = f"{_os.major(device)}:{_os.minor(device)}"
         found = False
         try:
             with open("/proc/self/mountinfo") as mounts:
                 for line in mounts:
                     fields = line.split(" ", 3)
-                    if len(fields) > 2 and fields[2] == key:
-                        found = "quota" in line      # the last mount of the device is the one seen
+                    if len(fields) > 2 and fields[2] == numbers:
+                        found = "quota" in line
         except OSError:
             found = True
-        _quota_by_device[device] = found
+        _quota_by_mount[key] = found
     return found
+
+
+cdef bint _strict_overcommit() except -1:
+    """vm.overcommit_memory 2: each page a tmpfs file gets is charged against the commit limit
+    when it is allocated, so a first touch can fail (a SIGBUS) however large the filesystem.
+    Read every time (~4 us): it may be changed while we run."""
+    try:
+        fd = _os.open("/proc/sys/vm/overcommit_memory", _os.O_RDONLY | _os.O_CLOEXEC)
+        try:
+            mode = _os.read(fd, 8)
+        finally:
+            _os.close(fd)
+    except OSError:
+        return True
+    return mode.strip() == b"2"
 
 
 cdef bint _touch_may_fail(int fd) except -1:
     """Whether a first store into a page of this file could fail for want of room on its
     filesystem (a SIGBUS), so that its pages must be reserved when it is made. Not on a tmpfs that
     cannot fill up before the machine's memory does: one without a size limit (a memfd's), or with
-    a limit of at least RAM + swap, and without quotas. There a first touch can fail only as any
-    memory can (the OOM killer, as for numpy's own arrays), and reserving would only allocate
-    pages that may never be used, at ~1.5 us a page (docs/design.md, "Segments")."""
+    a limit of at least RAM + swap, and without quotas, while memory is overcommitted (the
+    default). There a first touch can fail only as any memory can (the OOM killer, as for
+    numpy's own arrays), and reserving would only allocate pages that may never be used, at
+    ~1.5 us a page (docs/design.md, "Segments")."""
     cdef statfs_t fs
     cdef sysinfo_t memory
     if fstatfs(fd, &fs) != 0 or fs.f_type != TMPFS_MAGIC:
@@ -99,7 +118,7 @@ cdef bint _touch_may_fail(int fd) except -1:
         if (<double>fs.f_blocks * fs.f_bsize
                 < (<double>memory.totalram + memory.totalswap) * memory.mem_unit):
             return True
-    return _has_quota(fd)
+    return _strict_overcommit() or _has_quota(fd)
 
 
 cdef class Segment:
