@@ -77,10 +77,11 @@ def hold_connection(conn, ready):
         time.sleep(60)
 
 
-def receive_connection_then_descriptor(q):
-    """Get a Pipe's end through a shmproc queue (its sockets come from the keeper), then receive a
-    descriptor over it and write through it."""
+def receive_connection_then_descriptor(q, go):
+    """Get a Pipe's end through a shmproc queue once told to (its sockets come from the keeper),
+    then receive a descriptor over it and write through it."""
     import multiprocessing.reduction as stdlib_reduction
+    go.wait()
     conn = q.get()
     fd = stdlib_reduction.recv_handle(conn)
     os.write(fd, b"over a connection from a queue")

@@ -192,14 +192,25 @@ def test_descriptor_after_many_waits_on_an_unwatched_peer(tmp_path):
 def test_descriptor_over_a_connection_sent_through_a_queue(any_ctx, tmp_path):
     here, there = shmproc.Pipe()
     q = shmproc.Queue()
-    child = any_ctx.Process(target=support_reduction.receive_connection_then_descriptor, args=(q,))
+    go = any_ctx.Event()
+    child = any_ctx.Process(target=support_reduction.receive_connection_then_descriptor,
+                            args=(q, go))
     child.start()
     q.put(there)
+    numbers = [there._reader.fileno(), there._writer.fileno()]
     there.close()                           # the keeper holds its sockets until the child has them
     with open(tmp_path / "out", "wb") as f:
+        # A file now has the closed sockets' descriptor numbers: the child must not take it for
+        # them (opening them through /proc would succeed).
+        numbers = [number for number in numbers if number != f.fileno()]
+        for number in numbers:
+            os.dup2(f.fileno(), number, inheritable=False)
+        go.set()
         stdlib_reduction.send_handle(here, f.fileno(), child.pid)
-    assert here.recv() == "done"
-    joined(child)
+        assert here.recv() == "done"
+        joined(child)
+        for number in numbers:
+            os.close(number)
     assert (tmp_path / "out").read_bytes() == b"over a connection from a queue"
     here.close()
     q.close()

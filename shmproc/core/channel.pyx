@@ -106,7 +106,14 @@ cdef tuple ring_handle(Ring ring):
     return (ring.segment.id, ring.segment.size, fd_reference(ring.segment.fd, spawning),
             ring.spill.id, fd_reference(ring.spill.fd, spawning),
             ring.ring_index, ring.role, ring.notify.eof_detection, ring.notify.is_socket,
-            fd_reference(ring.notify.read_fd, spawning), fd_reference(ring.notify.write_fd, spawning))
+            fd_reference(ring.notify.read_fd, spawning), fd_reference(ring.notify.write_fd, spawning),
+            inode_of(ring.notify.read_fd), inode_of(ring.notify.write_fd))
+
+
+cdef object inode_of(int fd):
+    # A pipe's or socket's inode names it, so that a receiver can tell it from whatever reused its
+    # descriptor number in the sender (notify descriptors carry no signature to read).
+    return _os.fstat(fd).st_ino if fd >= 0 else 0
 
 
 cdef int deposit_handles(Ring ring, uint64_t pickled_before) except -1:
@@ -121,13 +128,14 @@ cdef int deposit_handles(Ring ring, uint64_t pickled_before) except -1:
 
 cdef Ring attach_ring(tuple handle):
     """The Ring a handle names, in this process."""
-    segment_id, size, segment_fd, spill_id, spill_fd, index, role, eof, is_socket, read_fd, write_fd = handle
+    (segment_id, size, segment_fd, spill_id, spill_fd, index, role, eof, is_socket, read_fd, write_fd,
+     read_inode, write_inode) = handle
     segment = Segment.attach(segment_id, size, segment_fd)
     cdef shm_channel_t *channel = <shm_channel_t *>((<Segment>segment).base + SHM_SEGMENT_HEADER)
     if channel.magic != SHM_CHANNEL_MAGIC or memcmp(channel.spill_id, <char *>spill_id, 16):
         raise ValueError("not a shmproc channel")
     spill = SpillFile.attach((spill_id, spill_fd), segment, &channel.spill)
     cdef Ring ring = bound_ring(segment, spill, index, role, -1, -1, eof, is_socket)
-    ring.notify.read_fd = adopt_notify_end(read_fd, _os.O_RDONLY, is_socket)
-    ring.notify.write_fd = adopt_notify_end(write_fd, _os.O_WRONLY, is_socket)
+    ring.notify.read_fd = adopt_notify_end(read_fd, _os.O_RDONLY, is_socket, read_inode)
+    ring.notify.write_fd = adopt_notify_end(write_fd, _os.O_WRONLY, is_socket, write_inode)
     return ring

@@ -155,11 +155,12 @@ cdef int settle_releases() except -1:
     return 0
 
 
-cdef int open_peer_fd(object reference, int flags, str what, bytes signature=None) except -1:
+cdef int open_peer_fd(object reference, int flags, str what, bytes signature=None,
+                      object inode=None) except -1:
     """This process's own descriptor (close-on-exec) for a descriptor reference, checked to start
-    with signature if one is given. Opened through the sender's /proc entry while the sender holds
-    it, else fetched from the keeper; a deposited handle is then released. FileNotFoundError,
-    keeping the errno, if neither has it."""
+    with signature, or to be inode, if one is given. Opened through the sender's /proc entry while
+    the sender holds it, else fetched from the keeper; a deposited handle is then released.
+    FileNotFoundError, keeping the errno, if neither has it."""
     pid, fd, token = where_to_open(reference)
     cdef int own = -1
     err = _errno.ENOENT
@@ -168,7 +169,7 @@ cdef int open_peer_fd(object reference, int flags, str what, bytes signature=Non
             own = _os.open(f"/proc/{pid}/fd/{fd}", flags | _os.O_CLOEXEC)
         except OSError as exc:
             err = exc.errno
-        if own >= 0 and signature is not None and _os.pread(own, len(signature), 0) != signature:
+        if own >= 0 and not is_expected(own, signature, inode):
             close(own)              # the sender's descriptor was recycled for something else
             own = -1
     finally:
@@ -178,7 +179,7 @@ cdef int open_peer_fd(object reference, int flags, str what, bytes signature=Non
             release_handle(pid, token)
         else:
             own = keeper_client().fetch(pid, token)
-            if own >= 0 and signature is not None and _os.pread(own, len(signature), 0) != signature:
+            if own >= 0 and not is_expected(own, signature, inode):
                 close(own)
                 own = -1
     if own < 0:
@@ -189,7 +190,13 @@ cdef int open_peer_fd(object reference, int flags, str what, bytes signature=Non
     return own
 
 
-cdef int adopt_notify_end(object reference, int mode, bint is_socket) except -2:
+cdef bint is_expected(int fd, bytes signature, object inode) except -1:
+    if signature is not None and _os.pread(fd, len(signature), 0) != signature:
+        return False
+    return inode is None or _os.fstat(fd).st_ino == inode
+
+
+cdef int adopt_notify_end(object reference, int mode, bint is_socket, object inode) except -2:
     """This process's own descriptor for a ring's notify pipe end or socket; -1 if there is none to
     have (a pipe's write end nobody reads any more needs no signalling). A socket cannot be opened
     through /proc (ENXIO): it comes with the process start or from the keeper's copy."""
@@ -201,7 +208,7 @@ cdef int adopt_notify_end(object reference, int mode, bint is_socket) except -2:
         return fd
     try:
         return open_peer_fd(reference, mode | (0 if is_socket else _os.O_NONBLOCK),
-                            "a queue or connection")
+                            "a queue or connection", None, inode)
     except FileNotFoundError as exc:
         # Opening a pipe's write end without a reader left fails with ENXIO; a socket always does.
         if mode == _os.O_WRONLY and exc.errno == _errno.ENXIO and not is_socket:
