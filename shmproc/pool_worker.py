@@ -18,13 +18,14 @@ import os
 import pickle
 import signal
 import time
-import traceback
-from typing import Any
 
 from shmproc import _core
-from shmproc.pool_results import MaybeEncodingError, _mp_pool
 
-ExceptionWithTraceback = _mp_pool.ExceptionWithTraceback
+# For type checkers only (see shmproc/__init__.py): typing is not imported at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+del TYPE_CHECKING
 
 __all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "PRECISE", "STAMPED", "RUNS", "RUN_LENGTH",
            "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED", "FIELD_DONE", "FIELD_BUSY", "PLAIN",
@@ -57,12 +58,22 @@ _FLUSH_AFTER_NS = 2_000_000
 
 
 def _pickled(obj):
+    _core.register_connection_reducer()     # a Connection pickles as multiprocessing's, not as a number
     buffers: list = []
     data = pickle.dumps(obj, 5, buffer_callback=buffers.append)
     return (data, buffers) if buffers else data
 
 
+def _failure_classes():
+    """multiprocessing.pool's ExceptionWithTraceback and MaybeEncodingError, imported when a task
+    first fails: that module brings multiprocessing.connection, tempfile and shutil with it, about
+    a tenth of what a spawned worker executes before its first task."""
+    from shmproc.pool_results import MaybeEncodingError, _mp_pool
+    return _mp_pool.ExceptionWithTraceback, MaybeEncodingError
+
+
 def _encode_failure(exc):
+    ExceptionWithTraceback, MaybeEncodingError = _failure_classes()
     try:
         return _pickled(ExceptionWithTraceback(exc, exc.__traceback__))
     except Exception as pickling_error:
@@ -74,7 +85,7 @@ def _encode_value(value):
     try:
         return PICKLED, _pickled(value)
     except Exception as exc:
-        return FAILED, _pickled(MaybeEncodingError(exc, value))
+        return FAILED, _pickled(_failure_classes()[1](exc, value))
 
 
 def worker_main(slot, tasks, results, record_handle, initializer, initargs, announce=False):
@@ -265,6 +276,7 @@ def _send(results, slot, batch, first_seq, values, flags, held, pid):
         results.put((slot, pid, batch, first_seq, values, flags))
     except Exception as exc:
         # Only a failure of the ring itself is left (every object is plain or pickled already).
+        import traceback
         traceback.print_exc()
-        failure = _pickled(MaybeEncodingError(exc, "results"))
+        failure = _pickled(_failure_classes()[1](exc, "results"))
         results.put((slot, pid, batch, first_seq, [failure] * len(values), FAILED * len(values)))
