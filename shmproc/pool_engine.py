@@ -338,7 +338,7 @@ class Engine(EngineEnd):
         return size
 
     def _next_batch(self, worker):
-        limit = worker.budget if worker.budget is not None else _MAX_BATCH
+        limit = worker.budget      # maxtasksperchild; None: no limit but the batch size
         if self._requeued:
             job, index, item, attempt = self._requeued.popleft()
             return Batch(next(worker.batch_numbers), self._take_seqs(1), [job], [index], [item],
@@ -354,7 +354,8 @@ class Engine(EngineEnd):
                 self._jobs.popleft()
                 self._finish_input(job)
                 continue
-            items = job._take(min(limit, self._batch_size(job)))
+            size = self._batch_size(job)
+            items = job._take(size if limit is None else min(limit, size))
             if job.input_error is not None:
                 # As multiprocessing: with chunks, the error takes the place of its whole chunk.
                 keep = items and job.chunksize is None
@@ -410,7 +411,9 @@ class Engine(EngineEnd):
 
     def _apply_batch(self, worker, limit):
         """Consecutive apply/submit jobs, one task each, in one batch."""
-        size = min(limit, max(1, self._batch_size_for_applies()))
+        size = max(1, self._batch_size_for_applies())
+        if limit is not None:
+            size = min(limit, size)
         jobs: list = []
         items: list = []
         while self._jobs and len(items) < size:

@@ -201,7 +201,7 @@ def _send_run(results, slot, batch, first_seq, values, start, stop, failures, he
     """Send the results of tasks start..stop; flags only when some are not plain."""
     run = values[start:stop] if start or stop < len(values) else values
     flags = None
-    if failures or not set(map(type, run)) <= _PLAIN_TYPES:
+    if failures or not _core.types_within(run, _PLAIN_TYPES):
         flags = []
         for offset, value in enumerate(run):
             if start + offset in failures:

@@ -173,6 +173,22 @@ def test_get_timeout_keeps_its_meaning(pool):
     assert result.get(30) == 1
 
 
+def test_a_chunk_runs_whole_in_one_worker(pool):
+    # As in multiprocessing: the chunks the caller asked for (and map's default ones) each go to
+    # one worker, whatever their size, in one message rather than in pieces.
+    pids = pool.map(sp.pid_of_worker, range(6000), chunksize=3000)
+    assert len(set(pids[:3000])) == 1 and len(set(pids[3000:])) == 1
+    pids = pool.map(sp.pid_of_worker, range(20_000))      # default: chunks of 2,500
+    assert all(len(set(pids[start:start + 2500])) == 1 for start in range(0, 20_000, 2500))
+
+
+def test_results_keep_their_exact_types_among_plain_ones(pool):
+    for chunksize in (None, 1):
+        results = pool.map(sp.count_or_int, range(1000), chunksize)
+        assert results == list(range(1000))
+        assert [type(r) for r in results[699:702]] == [int, sp.Count, int]
+
+
 @pytest.mark.parametrize("chunksize", [1, 4])
 def test_maxtasksperchild_counts_tasks_exactly(method, chunksize):
     with Pool(2, maxtasksperchild=3, context=shmproc.get_context(method)) as p:

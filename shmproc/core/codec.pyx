@@ -61,6 +61,21 @@ def register_connection_reducer():
     ensure_connection_reducer()
 
 
+def types_within(list values, frozenset types):
+    """Whether the type of every item of values is one of types (exactly, not a subclass). The
+    pool worker asks this of every batch of results: here a pointer comparison per item when the
+    items are of one type, where Python's set(map(type, values)) costs ~12 ns an item."""
+    cdef object last = None
+    cdef object kind
+    for item in values:
+        kind = type(item)
+        if kind is not last:
+            if kind not in types:
+                return False
+            last = kind
+    return True
+
+
 cdef object pickle_with_buffers(object obj, list buffers):
     """The C pickler first; ForkingPickler only for what it refuses. The C pickler's own error is
     the one raised if both fail."""
