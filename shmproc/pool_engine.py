@@ -179,10 +179,12 @@ class Engine(EngineEnd):
         worker.timed_out = None
         worker.started_tasks = 0
         worker.ready = self._ready_at_start
-        record_handle = self._record_block.handle()
+        # The block itself, not a handle made here: pickled while the process starts (spawn,
+        # forkserver), its descriptor travels with the start, so the worker neither opens it
+        # through this process's /proc entry nor tells the keeper it has.
         process = self._context.Process(
             target=_w.worker_main, name=f"{self._name}-{worker.slot + 1}",
-            args=(worker.slot, worker.ring, self._results, record_handle, self._initializer,
+            args=(worker.slot, worker.ring, self._results, self._record_block, self._initializer,
                   self._initargs, not worker.ready))
         process.daemon = True
         process.start()

@@ -21,12 +21,6 @@ import time
 
 from shmproc import _core
 
-# For type checkers only (see shmproc/__init__.py): typing is not imported at run time.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-del TYPE_CHECKING
-
 __all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "PRECISE", "STAMPED", "RUNS", "RUN_LENGTH",
            "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED", "FIELD_DONE", "FIELD_BUSY", "PLAIN",
            "PICKLED", "FAILED", "READY"]
@@ -66,8 +60,8 @@ def _pickled(obj):
 
 def _failure_classes():
     """multiprocessing.pool's ExceptionWithTraceback and MaybeEncodingError, imported when a task
-    first fails: that module brings multiprocessing.connection, tempfile and shutil with it, about
-    a tenth of what a spawned worker executes before its first task."""
+    first fails: that module brings multiprocessing.connection, tempfile and shutil with it, some
+    15 million instructions, 7% of what a spawned worker executes before its first task."""
     from shmproc.pool_results import MaybeEncodingError, _mp_pool
     return _mp_pool.ExceptionWithTraceback, MaybeEncodingError
 
@@ -88,15 +82,13 @@ def _encode_value(value):
         return FAILED, _pickled(_failure_classes()[1](exc, value))
 
 
-def worker_main(slot, tasks, results, record_handle, initializer, initargs, announce=False):
+def worker_main(slot, tasks, results, record_block, initializer, initargs, announce=False):
     """The target of every worker process. Returns when the parent sends None. announce: say
     when ready (the parent waits for that before it sends tasks)."""
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from shmproc import _core
-    block: Any = (_core.Block.attach(record_handle) if isinstance(record_handle, tuple)
-                  else record_handle)
-    record = memoryview(block).cast("q")
+    record = memoryview(record_block).cast("q")
     base = slot * RECORD_FIELDS
     if initializer is not None:
         initializer(*initargs)

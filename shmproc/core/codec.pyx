@@ -36,7 +36,7 @@ cdef object forking_dumps(object obj, object buffer_callback):
 # the receiver; multiprocessing's reduce_connection (a duplicate of the descriptor, as ForkingPickler
 # sends it) is registered with copyreg instead. It is registered once multiprocessing.connection is
 # loaded, not by loading it: no Connection exists before, and that module brings tempfile and shutil
-# with it, a tenth of what a spawned pool worker runs before its first task.
+# with it, some 14 million instructions, 7% of what a spawned pool worker runs before its first task.
 cdef bint connection_reducer_registered = False
 cdef dict loaded_modules = _sys.modules
 
