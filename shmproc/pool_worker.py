@@ -87,7 +87,6 @@ def worker_main(slot, tasks, results, record_block, initializer, initargs, annou
     when ready (the parent waits for that before it sends tasks)."""
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from shmproc import _core
     record = memoryview(record_block).cast("q")
     base = slot * RECORD_FIELDS
     if initializer is not None:
