@@ -42,7 +42,7 @@ FIELD_BUSY = 3       # ns spent in tasks by this slot
 
 # How each result travels: the object itself, or pickled here (a value, or a failure).
 PLAIN, PICKLED, FAILED = "v", "p", "e"
-_PLAIN_TYPES = frozenset((int, float, str, bytes, bool, type(None), complex))
+_PLAIN_TYPES: frozenset[type] = frozenset((int, float, str, bytes, bool, type(None), complex))
 
 # The batch number of a worker's first message: it has started (and run its initializer).
 READY = 0
