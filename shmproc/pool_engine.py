@@ -71,7 +71,7 @@ class Engine(EngineEnd):
         self._poller = select.poll()
         self._by_fd = {}
         self._task_ns = None            # measured mean task time
-        self._ready_at_start = context.get_start_method() != "spawn"
+        self._ready_at_start = context.get_start_method() == "fork"
         if context.get_start_method() == "forkserver":
             # A fork server not started yet imports what a worker needs once, not each worker.
             from shmproc import _compat

@@ -134,6 +134,21 @@ def test_a_dead_worker_fails_its_task_and_the_pool_goes_on(method, how):
         assert time.monotonic() - started < 30
 
 
+def test_a_fork_server_pool_starts_replaces_and_fails_tasks_as_the_others():
+    # Fork-server workers say when they are ready, as spawned ones do (each runs the program's
+    # main module again before its first task); a replacement does too.
+    with Pool(2, context=shmproc.get_context("forkserver")) as p:
+        assert p.apply(sp.square, (3,)) == 9
+        result = p.starmap_async(sp.kill_self_at, [(x, 5, "sigkill") for x in range(20)], 1)
+        with pytest.raises(WorkerLostError) as info:
+            result.get(30)
+        assert info.value.task_index == 5
+        assert p.map(sp.square, range(20)) == [x * x for x in range(20)]
+        with pytest.raises(ValueError):
+            p.apply(sp.raise_value_error, (1,))
+        assert sum(s["restarts"] for s in p.stats()) == 1
+
+
 def test_with_chunks_the_run_of_a_dead_worker_is_run_again_task_by_task(method):
     # Chunked batches record only which run of tasks a worker is in: after a death, that run's
     # tasks are run again one by one, and the one that kills its worker again is named.
