@@ -24,6 +24,7 @@ from typing import Any
 
 from shmproc import pool_worker as _w
 from shmproc.pool_end import EngineEnd
+from shmproc.pool_intake import EngineResults
 from shmproc.pool_results import TaskTimeoutError, WorkerLostError
 from shmproc.pool_tasks import Batch, Job, WorkerSlot, as_buffer, find_task, short_repr, signal_name
 
@@ -41,9 +42,10 @@ _RESULT_RING_CAPACITY = 1 << 18
 _BOUNCE_LIMIT = 3                # a task whose workers die before starting it this often fails
 
 
-class Engine(EngineEnd):
+class Engine(EngineResults, EngineEnd):
     def __init__(self, processes, initializer, initargs, maxtasksperchild, context, retries=0,
-                 task_timeout=None, name="PoolWorker"):
+                 task_timeout=None, name="PoolWorker", executor_errors=False,
+                 wrap_unpickling_error=None):
         from shmproc import _core
         from shmproc.queues import SimpleQueue
         self._SimpleQueue = SimpleQueue
@@ -55,6 +57,8 @@ class Engine(EngineEnd):
         self.retries = retries
         self.task_timeout = task_timeout
         self._name = name
+        self.executor_errors = executor_errors              # see shmproc/pool_intake.py
+        self.wrap_unpickling_error = wrap_unpickling_error
         self.state = RUN
         self._results: Any = SimpleQueue(capacity=_RESULT_RING_CAPACITY)
         self._record_block = _core.allocate(8 * _w.RECORD_FIELDS * processes)
@@ -476,111 +480,6 @@ class Engine(EngineEnd):
                 self._fail(job, batch.index(offset), exc)
                 continue
             self._requeued.appendleft((job, batch.index(offset), item, batch.attempt(offset)))
-
-    # -- results ----------------------------------------------------------------------------------
-
-    def _drain_results(self):
-        results = self._results
-        while True:
-            try:
-                messages = results.get_many(256, block=False)
-            except Exception as exc:
-                if type(exc).__name__ == "Empty":
-                    return
-                # A message the core could not decode: nothing to attribute it to.
-                traceback.print_exc()
-                continue
-            for message in messages:
-                self._accept(message)
-
-    def _accept(self, message):
-        slot, pid, number, first_seq, values, flags = message
-        worker = self._workers[slot]
-        if worker.process is None or worker.process.pid != pid:
-            return
-        if number == _w.READY:
-            worker.ready = True
-            return
-        if not worker.batches:
-            return
-        batch = worker.batches[0]
-        if batch.number != number:
-            return
-        offset = first_seq - batch.first_seq
-        count = len(values)
-        if flags is None and type(batch.jobs) is not list and hasattr(batch.jobs.sink,
-                                                                      "_set_results"):
-            job = batch.jobs
-            job.pending -= count
-            if job.progress is not None:
-                job.progress.update(count)
-            self._deliver_many(job, batch.indices + offset, values)
-        elif flags is None and batch.kind == _w.APPLY:
-            # Calls (apply_async, submit) that all returned plain values. An engine's calls are
-            # all of one kind (a Pool's or an executor's), which finishes them together.
-            calls = batch.jobs[offset:offset + count]
-            try:
-                calls[0].finish_plain(calls, values)
-            except Exception:
-                traceback.print_exc()
-        else:
-            for position in range(count):
-                job = batch.job(offset + position)
-                index = batch.index(offset + position)
-                flag = flags[position] if flags is not None else _w.PLAIN
-                success, value = self._decode(flag, values[position])
-                job.pending -= 1
-                if job.progress is not None:
-                    job.progress.update(1)
-                self._deliver(job, index, success, value)
-        batch.received = offset + count
-        if batch.received >= len(batch.items):
-            worker.batches.popleft()
-            worker.acknowledged = number
-            self._learn_task_time()
-
-    def _decode(self, flag, value):
-        if flag == _w.PLAIN:
-            return True, value
-        try:
-            if type(value) is tuple:
-                decoded = pickle.loads(value[0], buffers=value[1])
-            else:
-                decoded = pickle.loads(value)
-        except Exception as exc:
-            add_note = getattr(exc, "add_note", None)      # Python 3.11+
-            if add_note is not None:
-                add_note("(raised while unpickling the task's result in the parent)")
-            return False, exc
-        return flag == _w.PICKLED, decoded
-
-    def _deliver_many(self, job, start, values):
-        try:
-            job.sink._set_results(start, values)
-        except Exception:
-            traceback.print_exc()
-
-    def _deliver(self, job, index, success, value):
-        try:
-            job.sink._set_result(index, success, value)
-        except Exception:
-            traceback.print_exc()
-
-    def _fail(self, job, index, exc):
-        job.pending -= 1
-        if job.progress is not None:
-            job.progress.update(1)
-        self._deliver(job, index, False, exc)
-
-    def _learn_task_time(self):
-        record = self._record
-        done = busy = 0
-        for slot in range(self._processes):
-            base = slot * _w.RECORD_FIELDS
-            done += record[base + _w.FIELD_DONE]
-            busy += record[base + _w.FIELD_BUSY]
-        if done:
-            self._task_ns = busy / done
 
     # -- deaths and timeouts ----------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ ExceptionWithTraceback = _mp_pool.ExceptionWithTraceback
 
 __all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "PRECISE", "STAMPED", "RUNS", "RUN_LENGTH",
            "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED", "FIELD_DONE", "FIELD_BUSY", "PLAIN",
-           "PICKLED", "FAILED", "READY"]
+           "PICKLED", "FAILED", "UNPICKLABLE", "READY"]
 
 # Task kinds: how a task's item becomes a call.
 APPLY, MAP, STARMAP = 0, 1, 2
@@ -45,8 +45,9 @@ FIELD_STARTED = 1    # monotonic ns when it started; 0 once it has finished
 FIELD_DONE = 2       # tasks finished by this slot (all its workers)
 FIELD_BUSY = 3       # ns spent in tasks by this slot
 
-# How each result travels: the object itself, or pickled here (a value, or a failure).
-PLAIN, PICKLED, FAILED = "v", "p", "e"
+# How each result travels: the object itself, or pickled here (a value, or a failure; or, for a
+# value that could not be pickled, both errors the parent may report: see _encode_unpicklable).
+PLAIN, PICKLED, FAILED, UNPICKLABLE = "v", "p", "e", "u"
 _PLAIN_TYPES = frozenset((int, float, str, bytes, bool, type(None), complex))
 
 # The batch number of a worker's first message: it has started (and run its initializer).
@@ -65,7 +66,8 @@ def _pickled(obj):
 def _encode_failure(exc):
     try:
         return _pickled(ExceptionWithTraceback(exc, exc.__traceback__))
-    except Exception as pickling_error:
+    except BaseException as pickling_error:
+        # BaseException too: a __reduce__ may raise SystemExit, and the worker must live on.
         wrapped = MaybeEncodingError(pickling_error, exc)
         return _pickled(ExceptionWithTraceback(wrapped, exc.__traceback__))
 
@@ -73,8 +75,24 @@ def _encode_failure(exc):
 def _encode_value(value):
     try:
         return PICKLED, _pickled(value)
-    except Exception as exc:
-        return FAILED, _pickled(MaybeEncodingError(exc, value))
+    except BaseException as exc:
+        # SystemExit from a __reduce__ included: it fails this result, as in the standard
+        # executor, instead of ending the worker.
+        return UNPICKLABLE, _encode_unpicklable(exc, value)
+
+
+def _encode_unpicklable(exc, value):
+    """A result that could not be pickled. multiprocessing.Pool reports MaybeEncodingError,
+    concurrent.futures the error itself with this worker's traceback: both travel, and the
+    parent's engine picks the one its pool reports (the error itself may not pickle: then None)."""
+    try:
+        wrapped = MaybeEncodingError(exc, value)
+    except BaseException:       # the value's repr() failed too
+        wrapped = MaybeEncodingError(exc, f"<unrepresentable {type(value).__name__}>")
+    try:
+        return _pickled((ExceptionWithTraceback(exc, exc.__traceback__), wrapped))
+    except BaseException:
+        return _pickled((None, wrapped))
 
 
 def worker_main(slot, tasks, results, record_handle, initializer, initargs, announce=False):
