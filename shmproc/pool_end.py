@@ -44,6 +44,8 @@ class EngineEnd:
             self._fail(job, index, error)
         self._requeued.clear()
         self._take_incoming()
+        if self._cancel_asked:
+            self._cancel_jobs()             # cancelled as asked, not failed
         for job in self._jobs:
             sink = job.sink
             if job.kind == _w.APPLY:

@@ -70,6 +70,7 @@ class Engine(EngineResults, EngineEnd):
         self._requeued: collections.deque = collections.deque()  # (job, index, item, attempt)
         self._incoming: collections.deque = collections.deque()  # from callers: jobs, commands
         self._wake_pending = False
+        self._cancel_asked = False      # shutdown(cancel_futures=True) came in
         self._hungry = True             # some worker has room and nothing to do
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._poller = select.poll()
@@ -261,6 +262,8 @@ class Engine(EngineResults, EngineEnd):
                     # Jobs that came in while the workers were full: callers did not wake us.
                     self._take_incoming()
                     self._dispatch()
+                if self._cancel_asked:
+                    self._cancel_queued()
                 if self.state == CLOSE and self._idle():
                     if self._stop_workers():
                         break
@@ -299,14 +302,29 @@ class Engine(EngineResults, EngineEnd):
             if type(entry) is tuple:
                 command, worker = entry
                 if command == "cancel":
-                    for job in self._jobs:
-                        cancel = getattr(job.sink, "_cancel", None)
-                        if cancel is not None and cancel():
-                            job.dropped = True
+                    self._cancel_asked = True       # done by _cancel_queued, after the jobs
                 elif not worker.alive:
                     self._replace(worker)
             else:
                 self._jobs.append(entry)
+
+    def _cancel_queued(self):
+        """shutdown(cancel_futures=True): as the standard executor, whose manager thread fills its
+        call queue (max_workers + 1 calls, marked running) before it cancels the rest, every
+        worker's window is filled first, a worker still starting (spawn) included: the calls
+        submitted first run, the others are cancelled."""
+        self._cancel_asked = False
+        for worker in self._workers:
+            if worker.alive:
+                worker.ready = True     # its ring holds the calls until it reads it
+        self._dispatch()
+        self._cancel_jobs()
+
+    def _cancel_jobs(self):
+        for job in self._jobs:
+            cancel = getattr(job.sink, "_cancel", None)
+            if cancel is not None and cancel():
+                job.dropped = True
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -437,9 +455,11 @@ class Engine(EngineResults, EngineEnd):
     def _batch_size_for_applies(self):
         if self._task_ns is None:
             return 1          # until a task time is known, send work only as workers free up
+        # At most an even share of the waiting calls per batch in the workers' windows: a call
+        # left here can still be cancelled, one sent is running.
         waiting = len(self._jobs)
         return max(1, min(_MAX_BATCH, int(_BATCH_TARGET_NS / max(self._task_ns, 1)),
-                          waiting // self._processes or 1))
+                          waiting // (_IN_FLIGHT * self._processes) or 1))
 
     def _finish_input(self, job):
         if job.length is None:

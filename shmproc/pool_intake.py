@@ -79,7 +79,7 @@ class EngineResults:
         if batch.received >= len(batch.items):
             worker.batches.popleft()
             worker.acknowledged = number
-            self._learn_task_time()
+            self._learn_task_time(worker)
 
     def _decode(self, flag, value):
         if flag == _w.PLAIN:
@@ -123,12 +123,18 @@ class EngineResults:
             job.progress.update(1)
         self._deliver(job, index, False, exc)
 
-    def _learn_task_time(self):
-        record = self._record
-        done = busy = 0
-        for slot in range(self._processes):
-            base = slot * _w.RECORD_FIELDS
-            done += record[base + _w.FIELD_DONE]
-            busy += record[base + _w.FIELD_BUSY]
-        if done:
-            self._task_ns = busy / done
+    def _learn_task_time(self, worker):
+        """The time a task takes, from what this worker's slot did since its previous batch. A
+        slower figure is taken at once: calls that turn slow get small batches at once, and stay
+        in the parent, cancellable, until a worker is free for them. A faster one is taken
+        halfway: batches grow at most twofold per batch that comes back."""
+        base = worker.slot * _w.RECORD_FIELDS
+        done = self._record[base + _w.FIELD_DONE]
+        count = done - worker.seen_done
+        if count <= 0:
+            return
+        busy = self._record[base + _w.FIELD_BUSY]
+        recent = (busy - worker.seen_busy) / count
+        worker.seen_done, worker.seen_busy = done, busy
+        known = self._task_ns
+        self._task_ns = recent if known is None or recent >= known else (known + recent) / 2

@@ -140,7 +140,8 @@ class Batch:
 
 class WorkerSlot:
     __slots__ = ("slot", "process", "ring", "batches", "batch_numbers", "acknowledged", "budget",
-                 "stopping", "timed_out", "restarts", "started_tasks", "alive", "ready")
+                 "stopping", "timed_out", "restarts", "started_tasks", "alive", "ready",
+                 "seen_done", "seen_busy")
 
     def __init__(self, slot):
         self.slot = slot
@@ -163,6 +164,10 @@ class WorkerSlot:
         # in order, milliseconds apart) is taken as ready at once: waiting for its word would
         # only add a round trip.
         self.ready = False
+        # The slot's task count and busy time in the ownership record when its last batch came
+        # back (the engine's measure of recent task time).
+        self.seen_done = 0
+        self.seen_busy = 0
 
 
 def as_buffer(block) -> Any:
