@@ -151,7 +151,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         self._engine = Engine(max_workers, initializer, tuple(initargs), max_tasks_per_child,
                               context, retries=check_retries(retries),
                               task_timeout=self._task_timeout, name="ProcessPoolWorker",
-                              executor_errors=True,
+                              executor_errors=True, finish_at_exit=True,
                               wrap_unpickling_error=ResultUnpicklingError.wrapping)
 
     def submit(self, fn, /, *args, **kwargs):
@@ -229,9 +229,11 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         return self._engine.stats()
 
     def __del__(self):
+        # As the standard executor, whose manager thread, woken when its executor is collected,
+        # runs the calls submitted to the end and then stops the workers: shutdown(wait=False).
         engine = getattr(self, "_engine", None)
         if engine is not None and engine.state != TERMINATE:
-            engine.terminate()
+            engine.close()
 
 
 def _iterate(results, job, end_time):

@@ -74,8 +74,12 @@ class EngineEnd:
         if self._results is not None:
             self._results.close()
             self._results = None
-        for fd in (self._wake_read, self._wake_write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        # Once only: a second close of these numbers would close whatever took them since
+        # (another pool's wake-up pipe, whose pool thread then read a closed descriptor).
+        fds, self._wake_read, self._wake_write = (self._wake_read, self._wake_write), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass

@@ -20,8 +20,11 @@ import signal
 import threading
 import time
 import traceback
+import weakref
+from multiprocessing import util
 from typing import Any
 
+from shmproc import _compat
 from shmproc import pool_worker as _w
 from shmproc.pool_end import EngineEnd
 from shmproc.pool_intake import EngineResults
@@ -45,7 +48,7 @@ _BOUNCE_LIMIT = 3                # a task whose workers die before starting it t
 class Engine(EngineResults, EngineEnd):
     def __init__(self, processes, initializer, initargs, maxtasksperchild, context, retries=0,
                  task_timeout=None, name="PoolWorker", executor_errors=False,
-                 wrap_unpickling_error=None):
+                 wrap_unpickling_error=None, finish_at_exit=False):
         from shmproc import _core
         from shmproc.queues import SimpleQueue
         self._SimpleQueue = SimpleQueue
@@ -59,6 +62,7 @@ class Engine(EngineResults, EngineEnd):
         self._name = name
         self.executor_errors = executor_errors              # see shmproc/pool_intake.py
         self.wrap_unpickling_error = wrap_unpickling_error
+        self.finish_at_exit = finish_at_exit    # see _end_at_exit
         self.state = RUN
         self._results: Any = SimpleQueue(capacity=_RESULT_RING_CAPACITY)
         self._record_block = _core.allocate(8 * _w.RECORD_FIELDS * processes)
@@ -91,6 +95,10 @@ class Engine(EngineResults, EngineEnd):
             raise
         self._thread = threading.Thread(target=self._run, name="shmproc-pool", daemon=True)
         self._thread.start()
+        # At exit, multiprocessing's exit function runs the finalizers of priority >= 0 before it
+        # terminates the daemonic children (the workers), in the main process and in a child
+        # alike. The weak reference lets an engine dropped earlier be collected.
+        util.Finalize(self, _end_at_exit, args=(weakref.ref(self),), exitpriority=20)
 
     # -- called from any thread -------------------------------------------------------------------
 
@@ -118,8 +126,11 @@ class Engine(EngineResults, EngineEnd):
     def _wake(self):
         if not self._wake_pending:
             self._wake_pending = True
+            fd = self._wake_write
+            if fd < 0:
+                return                  # released: the pool thread has ended
             try:
-                os.write(self._wake_write, b"!")
+                os.write(fd, b"!")
             except (BlockingIOError, OSError):
                 pass
 
@@ -137,6 +148,15 @@ class Engine(EngineResults, EngineEnd):
     def terminate(self):
         self.state = TERMINATE
         self._wake()
+
+    def end_for_exit(self):
+        """The process is exiting (pool thread): the tasks that went in run to the end, the input
+        of a lazily read map that no one will consume again is dropped, then the pool closes."""
+        for job in self._jobs:
+            if job.buffersize is not None:
+                job.dropped = True
+        if self.state == RUN:
+            self.state = CLOSE
 
     def join(self, timeout=None):
         if threading.current_thread() is not self._thread:
@@ -246,6 +266,11 @@ class Engine(EngineResults, EngineEnd):
                             os.read(self._wake_read, 4096)
                         except BlockingIOError:
                             pass
+                        except OSError:
+                            # The pipe is gone under this thread (only a close by someone else,
+                            # or the interpreter's last moments, can do that): poll() would
+                            # report it forever, so end as terminate() would.
+                            self.state = TERMINATE
                         self._wake_pending = False
                     elif fd != results_fd:
                         worker = self._by_fd.get(fd)
@@ -303,6 +328,8 @@ class Engine(EngineResults, EngineEnd):
                 command, worker = entry
                 if command == "cancel":
                     self._cancel_asked = True       # done by _cancel_queued, after the jobs
+                elif command == "exit":
+                    self.end_for_exit()
                 elif not worker.alive:
                     self._replace(worker)
             else:
@@ -516,6 +543,11 @@ class Engine(EngineResults, EngineEnd):
             self._recover_tasks(worker, process.pid, exitcode)
         if self.state == TERMINATE:
             return
+        if _compat.process_is_exiting():
+            # multiprocessing's exit function is terminating the daemonic children, the workers
+            # among them: a replacement would outlive that, and the exit would wait for it forever.
+            self.state = TERMINATE
+            return
         if self.state == CLOSE and self._idle():
             return
         worker.restarts += 1
@@ -608,3 +640,20 @@ class Engine(EngineResults, EngineEnd):
                 f"{task} ran past its timeout of {job.timeout} s; its worker "
                 f"(pid {worker.process.pid}) was killed", job.timeout, index, task))
         return nearest
+
+
+def _end_at_exit(engine_ref):
+    """The process exits with this engine still running. An executor's calls run to the end, as
+    the standard executor's do at exit (finish_at_exit); a Pool is terminated, as
+    multiprocessing.Pool's finalizer does. Either way no worker is left for multiprocessing's exit
+    function to terminate under the pool thread, which would start replacements."""
+    engine = engine_ref()
+    if engine is None or engine._stopped.is_set():
+        return
+    if engine.finish_at_exit and engine.state != TERMINATE:
+        engine._incoming.append(("exit", None))
+        engine._wake()
+    else:
+        engine.terminate()
+    engine.join()
+
