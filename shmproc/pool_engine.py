@@ -36,6 +36,8 @@ __all__ = ["Engine", "RUN", "CLOSE", "TERMINATE"]
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
 _IN_FLIGHT = 2                   # batches per worker: one running, one waiting in its ring
+# Tasks at least this long (or of unknown length): one batch per worker (see _window).
+_LONG_TASK_NS = 5_000_000
 _BATCH_TARGET_NS = 2_000_000     # a batch of tiny tasks should take about this long
 _MAX_BATCH = 1024
 # Ring windows: a fresh window's pages are populated when the ring is made (~1 ms per MB here),
@@ -357,8 +359,9 @@ class Engine(EngineResults, EngineEnd):
 
     def _dispatch(self):
         self._hungry = False
+        window = self._window()
         for worker in self._workers:
-            while (len(worker.batches) < _IN_FLIGHT and not worker.stopping and worker.alive
+            while (len(worker.batches) < window and not worker.stopping and worker.alive
                    and worker.ready):
                 if worker.budget == 0:
                     if not worker.batches:
@@ -371,6 +374,15 @@ class Engine(EngineResults, EngineEnd):
                     self._hungry = True
                     return
                 self._send(worker, batch)
+
+    def _window(self):
+        """How many batches a worker may hold. A second one, waiting in its ring, saves the worker
+        a round trip to the parent per batch: worth it for short tasks. For long ones that saving
+        is a small share of the time, and a call sent is a future no longer cancellable (the
+        standard executor holds max_workers + 1 calls in its call queue): then, and until a task
+        time is known, a worker holds one batch, so the calls sent are the ones running."""
+        task_ns = self._task_ns
+        return _IN_FLIGHT if task_ns is not None and task_ns < _LONG_TASK_NS else 1
 
     def _batch_size(self, job):
         if job.chunksize is not None:
