@@ -36,7 +36,7 @@ __all__ = ["Engine", "RUN", "CLOSE", "TERMINATE"]
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
 _IN_FLIGHT = 2                   # batches per worker: one running, one waiting in its ring
-# Tasks at least this long (or of unknown length): one batch per worker (see _window).
+# An executor's calls at least this long (or of unknown length): one batch per worker (_window).
 _LONG_TASK_NS = 5_000_000
 _BATCH_TARGET_NS = 2_000_000     # a batch of tiny tasks should take about this long
 _MAX_BATCH = 1024
@@ -378,11 +378,17 @@ class Engine(EngineResults, EngineEnd):
     def _window(self):
         """How many batches a worker may hold. A second one, waiting in its ring, saves the worker
         a round trip to the parent per batch: worth it for short tasks. For long ones that saving
-        is a small share of the time, and a call sent is a future no longer cancellable (the
-        standard executor holds max_workers + 1 calls in its call queue): then, and until a task
-        time is known, a worker holds one batch, so the calls sent are the ones running."""
+        is a small share of the time, and an executor's call sent is a future no longer
+        cancellable (the standard executor holds max_workers + 1 calls in its call queue): for
+        those, and until a task time is known, a worker holds one batch, so the calls sent are
+        the ones running. (A Pool's tasks cannot be cancelled: they keep two.)"""
         task_ns = self._task_ns
-        return _IN_FLIGHT if task_ns is not None and task_ns < _LONG_TASK_NS else 1
+        if task_ns is not None and task_ns < _LONG_TASK_NS:
+            return _IN_FLIGHT
+        jobs = self._jobs
+        if jobs and getattr(jobs[0].sink, "_cancel", None) is not None:
+            return 1
+        return _IN_FLIGHT
 
     def _batch_size(self, job):
         if job.chunksize is not None:

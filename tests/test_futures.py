@@ -4,9 +4,10 @@ test package, so the behaviours it checks of the executor are written here.)"""
 import asyncio
 import concurrent.futures as cf
 import os
+import subprocess
+import sys
 import time
-from concurrent.futures.process import BrokenProcessPool
-from concurrent.futures.process import _RemoteTraceback
+from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
 
 import pytest
 import support_pool as sp
@@ -249,8 +250,6 @@ def test_an_executor_left_running_finishes_its_calls_at_exit(method, tmp_path):
     # As the standard executor: at interpreter exit (or a child's), an executor not shut down, or
     # dropped, runs its calls to the end and stops its workers; the exit neither hangs (workers
     # replaced under multiprocessing's exit function) nor kills the calls.
-    import subprocess
-    import sys
     script = tmp_path / "leave_executor.py"
     script.write_text(_EXIT_SCRIPT)
     for drop in ("keep", "drop"):
