@@ -489,6 +489,9 @@ class Engine(EngineResults, EngineEnd):
                 continue
             jobs.append(job)
             items.append(job.source)
+            # The batch holds the arguments now (a retry takes them from there): a finished
+            # future or AsyncResult does not keep them alive, as the standard library's do not.
+            job.source = None
             if job.timeout is not None:
                 break
         if not items:

@@ -143,3 +143,7 @@ class ErrorWithUnpicklableField(Exception):
 
 def raise_unpicklable_error(_):
     raise ErrorWithUnpicklableField("cannot travel")
+
+
+class Token:
+    """A plain object that pickles and takes weak references."""

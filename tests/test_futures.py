@@ -3,10 +3,12 @@ only its own future. (CPython's test_concurrent_futures is not shipped with this
 test package, so the behaviours it checks of the executor are written here.)"""
 import asyncio
 import concurrent.futures as cf
+import gc
 import os
 import subprocess
 import sys
 import time
+import weakref
 from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
 
 import pytest
@@ -261,3 +263,13 @@ def test_an_executor_left_running_finishes_its_calls_at_exit(method, tmp_path):
             assert "apple" in run.stdout.split(), (drop, where, run.stdout)
             if where == "child":
                 assert "child 0" in run.stdout, run.stderr
+
+
+def test_a_finished_future_does_not_keep_its_arguments(executor):
+    argument = sp.Token()
+    seen = weakref.ref(argument)
+    future = executor.submit(sp.identity, argument)
+    assert type(future.result(timeout=30)) is sp.Token
+    del argument
+    gc.collect()
+    assert future.done() and seen() is None
