@@ -341,13 +341,23 @@ class Engine(EngineResults, EngineEnd):
         """shutdown(cancel_futures=True): as the standard executor, whose manager thread fills its
         call queue (max_workers + 1 calls, marked running) before it cancels the rest, every
         worker's window is filled first, a worker still starting (spawn) included: the calls
-        submitted first run, the others are cancelled."""
+        submitted first run, the others are cancelled. Then each worker is told to skip the
+        calls it holds after the one it is running (or will run first): batches sized for
+        earlier, tiny calls may hold many; those it reports not started are cancelled too."""
         self._cancel_asked = False
         for worker in self._workers:
             if worker.alive:
                 worker.ready = True     # its ring holds the calls until it reads it
         self._dispatch()
         self._cancel_jobs()
+        record = self._record
+        for worker in self._workers:
+            if not worker.batches:
+                continue
+            base = worker.slot * _w.RECORD_FIELDS
+            first = worker.batches[0]
+            next_open = first.first_seq + first.received
+            record[base + _w.FIELD_SKIP_FROM] = max(next_open, record[base + _w.FIELD_SEQ]) + 1
 
     def _cancel_jobs(self):
         for job in self._jobs:

@@ -79,6 +79,21 @@ class PoolFuture(Future):
         return self.set_running_or_notify_cancel()
 
 
+    def _cancel_unstarted(self):
+        """Cancelled after all: this call was sent to a worker (and so marked running, as the
+        standard executor marks the calls in its call queue), and the worker, told by
+        shutdown(cancel_futures=True), reports that it did not start it."""
+        with self._lock:
+            if self._state != _RUNNING:
+                return
+            self._state = _base.CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            if self._cond is not None:
+                self._cond.notify_all()
+        self._invoke_callbacks()
+
+
 def finish_many(lock, futures, values):
     """set_result(value) on each future (those already finished or cancelled are left as they
     are), under one acquisition of their shared lock; callbacks run after it, as set_result's."""

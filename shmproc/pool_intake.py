@@ -70,6 +70,14 @@ class EngineResults:
                 job = batch.job(offset + position)
                 index = batch.index(offset + position)
                 flag = flags[position] if flags is not None else _w.PLAIN
+                if flag == _w.SKIPPED:
+                    # Not started, as shutdown(cancel_futures=True) asked: cancelled.
+                    job.pending -= 1
+                    try:
+                        job.sink._cancel_unstarted()
+                    except Exception:
+                        traceback.print_exc()
+                    continue
                 success, value = self._decode(flag, values[position])
                 job.pending -= 1
                 if job.progress is not None:

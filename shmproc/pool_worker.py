@@ -27,8 +27,8 @@ from shmproc.pool_results import MaybeEncodingError, _mp_pool
 ExceptionWithTraceback = _mp_pool.ExceptionWithTraceback
 
 __all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "PRECISE", "STAMPED", "RUNS", "RUN_LENGTH",
-           "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED", "FIELD_DONE", "FIELD_BUSY", "PLAIN",
-           "PICKLED", "FAILED", "UNPICKLABLE", "READY"]
+           "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED", "FIELD_DONE", "FIELD_BUSY",
+           "FIELD_SKIP_FROM", "PLAIN", "PICKLED", "FAILED", "UNPICKLABLE", "SKIPPED", "READY"]
 
 # Task kinds: how a task's item becomes a call.
 APPLY, MAP, STARMAP = 0, 1, 2
@@ -39,15 +39,20 @@ APPLY, MAP, STARMAP = 0, 1, 2
 PRECISE, STAMPED, RUNS = 0, 1, 2
 
 # The ownership record: RECORD_FIELDS int64 words per worker slot.
-RECORD_FIELDS = 4
+RECORD_FIELDS = 5
 FIELD_SEQ = 0        # sequence number of the task taken last
 FIELD_STARTED = 1    # monotonic ns when it started; 0 once it has finished
 FIELD_DONE = 2       # tasks finished by this slot (all its workers)
 FIELD_BUSY = 3       # ns spent in tasks by this slot
+# Written by the parent: calls (APPLY tasks) numbered from this one on are not to be started
+# (0: none); the worker reports them SKIPPED. shutdown(cancel_futures=True) uses it to cancel the
+# calls a worker holds but has not started; the worker's report, not the parent's guess, says
+# which ones those were.
+FIELD_SKIP_FROM = 4
 
 # How each result travels: the object itself, or pickled here (a value, or a failure; or, for a
 # value that could not be pickled, both errors the parent may report: see _encode_unpicklable).
-PLAIN, PICKLED, FAILED, UNPICKLABLE = "v", "p", "e", "u"
+PLAIN, PICKLED, FAILED, UNPICKLABLE, SKIPPED = "v", "p", "e", "u", "s"
 _PLAIN_TYPES = frozenset((int, float, str, bytes, bool, type(None), complex))
 
 # The batch number of a worker's first message: it has started (and run its initializer).
@@ -149,6 +154,7 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
     sent_upto = 0
     count = len(items)
     position = 0
+    skipped = 0
     while position < count:
         stop = min(position + RUN_LENGTH, count)
         try:
@@ -161,6 +167,12 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
             else:
                 _run_tasks(kind, func, items, position, stop, first_seq, record, seq_field,
                            values)
+        except _SkipRest:
+            # Told not to start the calls from len(values) on: the batch ends here.
+            skipped = count - len(values)
+            for offset in range(len(values), count):
+                failures[offset] = None
+            values.extend([None] * skipped)
         except BaseException as exc:
             # The task at len(values) raised: its failure takes its place; go on after it.
             failures[len(values)] = _encode_failure(exc)
@@ -177,7 +189,7 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
             started = now
             flush_at = now + _FLUSH_AFTER_NS
     record[base + FIELD_STARTED] = 0
-    _account(record, base, count - sent_upto, clock() - started)
+    _account(record, base, count - sent_upto - skipped, clock() - started)
     _send_run(results, slot, batch, first_seq, values, sent_upto, count, failures, held, pid)
 
 
@@ -198,10 +210,18 @@ def _run_tasks(kind, func, items, start, stop, first_seq, record, seq_field, val
             seq += 1
             append(func(*item))
     else:
+        skip_field = seq_field - FIELD_SEQ + FIELD_SKIP_FROM
         for item in items[start:stop]:
+            skip_from = record[skip_field]
+            if skip_from and seq >= skip_from:
+                raise _SkipRest
             record[seq_field] = seq
             seq += 1
             append(item[0](*item[1], **item[2]))
+
+
+class _SkipRest(Exception):
+    """The parent asked this worker not to start the batch's calls from the next one on."""
 
 
 def _send_run(results, slot, batch, first_seq, values, start, stop, failures, held, pid):
@@ -212,8 +232,8 @@ def _send_run(results, slot, batch, first_seq, values, start, stop, failures, he
         flags = []
         for offset, value in enumerate(run):
             if start + offset in failures:
-                run[offset] = failures.pop(start + offset)
-                flags.append(FAILED)
+                failure = run[offset] = failures.pop(start + offset)
+                flags.append(FAILED if failure is not None else SKIPPED)
             elif type(value) in _PLAIN_TYPES:
                 flags.append(PLAIN)
             else:
@@ -235,6 +255,14 @@ def _run_stamped(batch, kind, func, first_seq, items, record, base, clock, resul
     sent_upto = 0
     flush_at = clock() + _FLUSH_AFTER_NS
     for offset, item in enumerate(items):
+        if kind == APPLY:
+            skip_from = record[base + FIELD_SKIP_FROM]
+            if skip_from and first_seq + offset >= skip_from:
+                # Told not to start the calls from this one on (see FIELD_SKIP_FROM).
+                values.extend([None] * (len(items) - offset))
+                flags.extend([SKIPPED] * (len(items) - offset))
+                plain = False
+                break
         record[base + FIELD_SEQ] = first_seq + offset
         started = clock()
         record[base + FIELD_STARTED] = started

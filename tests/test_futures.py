@@ -181,18 +181,26 @@ def test_results_that_do_not_travel_fail_their_future_as_the_standard_executor(e
     assert all(slot["restarts"] == 0 for slot in executor.stats())
 
 
+@pytest.mark.parametrize("warm_up", [0, 3000])
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_cancel_futures_cancels_the_calls_no_worker_took(method):
+def test_cancel_futures_cancels_the_calls_no_worker_started(method, warm_up):
     # The calls submitted first are in the workers' windows (they run); the others wait in the
-    # parent and are cancelled, as the standard executor's call queue behaves.
+    # parent and are cancelled, as with the standard executor's call queue. After many tiny calls
+    # (warm_up) the first slow ones go out in batches sized for tiny ones: the workers are told
+    # to skip those they have not started, which are cancelled too.
     ex = ProcessPoolExecutor(2, mp_context=shmproc.get_context(method))
-    futures = [ex.submit(sp.sleep_if, 1, 1, 0.05) for _ in range(30)]
+    for future in [ex.submit(sp.square, i) for i in range(warm_up)]:
+        future.result(timeout=30)
+    futures = [ex.submit(sp.sleep_if, 1, 1, 0.1) for _ in range(30)]
     ex.shutdown(wait=True, cancel_futures=True)
     cancelled = [f for f in futures if f.cancelled()]
     ran = [f for f in futures if not f.cancelled()]
     assert len(cancelled) >= 15
     assert ran and futures[0] in ran
     assert all(f.done() and f.result(timeout=0) == 1 for f in ran)
+    for future in cancelled:
+        with pytest.raises(cf.CancelledError):
+            future.result(timeout=0)
 
 
 def test_a_second_shutdown_closes_nothing_of_others():
