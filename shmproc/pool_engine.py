@@ -151,7 +151,7 @@ class Engine(EngineResults, EngineEnd):
         self.state = TERMINATE
         self._wake()
 
-    def end_for_exit(self):
+    def _end_for_exit(self):
         """The process is exiting (pool thread): the tasks that went in run to the end, the input
         of a lazily read map that no one will consume again is dropped, then the pool closes."""
         for job in self._jobs:
@@ -331,7 +331,7 @@ class Engine(EngineResults, EngineEnd):
                 if command == "cancel":
                     self._cancel_asked = True       # done by _cancel_queued, after the jobs
                 elif command == "exit":
-                    self.end_for_exit()
+                    self._end_for_exit()
                 elif not worker.alive:
                     self._replace(worker)
             else:
