@@ -155,12 +155,12 @@ class BaseManager:
         self._process.name = type(self).__name__ + "-" + ":".join(
             str(i) for i in self._process._identity)
         # The manager ends with this process, with a SIGTERM that lets it remove its socket.
-        previous = parent_death.get_parent_death_signal()
-        parent_death.set_parent_death_signal(signal.SIGTERM)
+        previous = parent_death.get_parent_death_signal(), parent_death.get_daemonic_only()
+        parent_death.set_parent_death_signal(signal.SIGTERM, daemonic_only=False)
         try:
             self._process.start()
         finally:
-            parent_death.set_parent_death_signal(previous)
+            parent_death.set_parent_death_signal(*previous)
         writer.close()
         try:
             self._address = reader.recv()

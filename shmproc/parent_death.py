@@ -1,7 +1,12 @@
-"""What a child does when its parent is killed: by default it is killed too.
+"""What a child does when its parent is killed: a daemonic child is killed too.
 
-multiprocessing leaves the children of a SIGKILLed parent running forever. shmproc arms, in every
-child it starts, a signal the child receives when its parent dies, in one of two ways:
+multiprocessing ends a process's daemonic children when the process exits, but leaves them running
+forever when it is killed (SIGKILL, the OOM killer, a crash). shmproc keeps that promise in every
+case: it arms, in every daemonic child it starts (Pool and executor workers are daemonic), a signal
+the child receives when its parent dies. A non-daemonic child outlives a killed parent, as in
+multiprocessing (its ``parent_process()`` then reports the death); ``set_parent_death_signal(signum,
+daemonic_only=False)`` arms every child (the manager's server process is started that way). The
+signal is armed in one of two ways:
 
 - "prctl": ``prctl(PR_SET_PDEATHSIG)``, set by the kernel, exact and free once set. Used for a
   forked child when the thread that starts it is the main thread: the kernel sends the signal when
@@ -19,7 +24,8 @@ child it starts, a signal the child receives when its parent dies, in one of two
   thread sits in C code that holds the GIL.
 
 ``set_parent_death_signal(None)`` opts out, for the processes started afterwards by this process
-and, through them, by their descendants (a child inherits its parent's setting).
+and, through them, by their descendants (a child inherits its parent's signal; ``daemonic_only``
+is each process's own and starts True).
 """
 import os
 import signal
@@ -30,20 +36,25 @@ __all__ = ["get_parent_death_signal", "set_parent_death_signal"]
 
 # What the children of this process receive when this process dies; None: nothing.
 _parent_death_signal: "signal.Signals | None" = signal.SIGKILL
+# Whether only daemonic children receive it (multiprocessing's promise for those, kept even when this
+# process is killed); False: every child.
+_daemonic_only = True
 
 _PR_SET_PDEATHSIG = 1
 
 
-def set_parent_death_signal(signum):
-    """Set the signal that processes started from now on receive when this process dies.
+def set_parent_death_signal(signum, daemonic_only=True):
+    """Set the signal that processes started from now on receive when this process dies: the
+    daemonic ones, or every one if ``daemonic_only`` is false.
 
     ``None`` turns the behaviour off (children outlive a killed parent, as with multiprocessing).
-    The setting is inherited: a child passes it on to the processes it starts.
+    The signal is inherited: a child passes it on to the processes it starts.
     """
-    global _parent_death_signal
+    global _parent_death_signal, _daemonic_only
     if signum is not None:
         signum = signal.Signals(signum)
     _parent_death_signal = signum
+    _daemonic_only = bool(daemonic_only)
 
 
 def get_parent_death_signal():
@@ -51,15 +62,23 @@ def get_parent_death_signal():
     return _parent_death_signal
 
 
-def plan(start_method):
+def get_daemonic_only():
+    """Whether only daemonic children receive the signal (set_parent_death_signal)."""
+    return _daemonic_only
+
+
+def plan(start_method, process_obj):
     """How a child about to be started will learn of its parent's death: (signal, mode), or None.
 
     Runs in the parent, in the thread that starts the child; the result travels with the process
-    object (pickled under spawn and forkserver) and is carried out by arm() in the child.
+    object (pickled under spawn and forkserver) and is carried out by arm() in the child. The mode
+    "pass on" arms nothing: the child only passes the signal on to its own children.
     """
     signum = _parent_death_signal
     if signum is None:
         return None
+    if _daemonic_only and not process_obj.daemon:
+        return (signum, "pass on")
     if start_method == "fork" and _in_main_thread():
         # Prepared before fork, so that a forked child finds the call ready.
         return _prepared_prctl(signum)[0]
@@ -79,6 +98,8 @@ def arm(process, plan, parent_sentinel):
     if _parent_death_signal is not signum:
         # A child passes its parent's setting on to its own children.
         _parent_death_signal = signum
+    if mode == "pass on":
+        return
     parent_pid = process._parent_pid
     if mode == "prctl if cheap":
         # A fresh interpreter: prctl if the core is loaded already (the target's arguments hold
@@ -100,12 +121,14 @@ def arm(process, plan, parent_sentinel):
         _thread.start_new_thread(_watch, (descriptor, signum))
 
 
-def plan_fork():
-    """plan("fork"), and with a "prctl" plan the (function, arguments) making the call: the fork
-    path makes it itself in the child, right after fork(), with what is at hand."""
+def plan_fork(process_obj):
+    """plan("fork", process_obj), and with a "prctl" plan the (function, arguments) making the call:
+    the fork path makes it itself in the child, right after fork(), with what is at hand."""
     signum = _parent_death_signal
     if signum is None:
         return None, None
+    if _daemonic_only and not process_obj.daemon:
+        return (signum, "pass on"), None
     if _in_main_thread():
         prepared = _prepared_prctl(signum)
         return prepared[0], prepared[1]

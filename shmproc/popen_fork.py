@@ -52,7 +52,7 @@ class Popen:
             _compat.flush_std_streams()
         # The common case, prctl from the main thread, is armed below with what is at hand: the
         # child has fewer objects to touch (each a copied page) than through parent_death.arm().
-        death, prctl = parent_death.plan_fork()
+        death, prctl = parent_death.plan_fork(process_obj)
         process_obj._parent_death = death
         inherited = (process.inheritance_for_fork(context._chosen_start_method()) if HAVE_PIDFD
                      else None)

@@ -18,7 +18,7 @@ PRELOAD = ("shmproc.context",)
 class Popen(popen_forkserver.Popen):
 
     def _launch(self, process_obj):
-        process_obj._parent_death = parent_death.plan(self.method)
+        process_obj._parent_death = parent_death.plan(self.method, process_obj)
         _compat.add_forkserver_preload(PRELOAD)
         with explained_pickling_errors(self, process_obj):
             super()._launch(process_obj)

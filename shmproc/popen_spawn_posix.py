@@ -34,6 +34,6 @@ def explained_pickling_errors(popen, process_obj):
 class Popen(popen_spawn_posix.Popen):
 
     def _launch(self, process_obj):
-        process_obj._parent_death = parent_death.plan(self.method)
+        process_obj._parent_death = parent_death.plan(self.method, process_obj)
         with explained_pickling_errors(self, process_obj):
             super()._launch(process_obj)

@@ -1,12 +1,15 @@
 """A parent process for the lifetime tests, run as a script: it starts shmproc children, prints
 their pids, and then either exits or waits to be killed.
 
-    python support_lifetime.py parent-death METHOD [thread] [opt-out] [core-prctl]
-        start a child that sleeps, print its pid, sleep (the test SIGKILLs this process)
+    python support_lifetime.py parent-death METHOD [thread] [opt-out] [core-prctl] [non-daemonic]
+                               [every-child]
+        start a child that sleeps (daemonic unless asked), print its pid, sleep (the test
+        SIGKILLs this process); every-child: set_parent_death_signal(SIGKILL, daemonic_only=False)
     python support_lifetime.py at-exit METHOD MARKER
         start a daemonic child that sleeps and a non-daemonic one that writes MARKER after a
         moment, print both pids, and return: exit must terminate the one and join the other
 """
+import signal
 import sys
 import threading
 import time
@@ -25,6 +28,8 @@ def write_marker_later(path):
 def parent_death_case(method, options):
     if "opt-out" in options:
         parent_death.set_parent_death_signal(None)
+    if "every-child" in options:
+        parent_death.set_parent_death_signal(signal.SIGKILL, daemonic_only=False)
     if "core-prctl" in options:
         # The child's target takes a shared lock, so the core is loaded in the child before
         # it is armed: the prctl path.
@@ -33,7 +38,7 @@ def parent_death_case(method, options):
     else:
         target, args = sleep_for, (60,)
     shm_ctx = context._default_context.get_context(method)
-    child = shm_ctx.Process(target=target, args=args, daemon=True)
+    child = shm_ctx.Process(target=target, args=args, daemon="non-daemonic" not in options)
     if "thread" in options:
         # Started from a thread that then ends: the child must outlive the thread, and still
         # die with the process.

@@ -55,9 +55,6 @@ EXCLUDED = {
     "TestQueue.test_queue_feeder_donot_stop_onexc":
         "multiprocessing loses the data: its feeder thread drops an object that fails to "
         "pickle, where shmproc's put() raises in the caller",
-    "TestProcess.test_parent_process":
-        "deliberate difference: a killed process's children are killed with it "
-        "(set_parent_death_signal), so the grandchild cannot report its parent's death",
     "TestConnection.test_missing_fd_transfer":
         "writes raw bytes into conn.fileno(), which for a shmproc Pipe is the notify "
         "descriptor, not the data channel",

@@ -542,18 +542,24 @@ class TestLifetime:
             parent.wait(10)
             parent.stdout.close()
 
+    @pytest.mark.parametrize("method", METHODS)
+    def test_every_child_dies_with_a_killed_parent_when_asked(self, method):
+        self.test_children_die_with_a_killed_parent(method, ("non-daemonic", "every-child"))
+
     def test_spawned_children_with_the_core_loaded_die_with_a_killed_parent(self):
         # A spawned child whose target uses shared objects has the core loaded when it is armed,
         # and is armed with prctl through it rather than with a watcher thread.
         self.test_children_die_with_a_killed_parent("spawn", ("core-prctl",))
 
-    def test_opting_out_keeps_children_alive(self):
-        parent = _start_script("parent-death", "fork", "opt-out")
+    @pytest.mark.parametrize("options", [("opt-out",), ("non-daemonic",)])
+    def test_children_that_outlive_a_killed_parent(self, options):
+        # Opted out, or non-daemonic: as with multiprocessing, the child outlives its parent.
+        parent = _start_script("parent-death", "fork", *options)
         try:
             child_pid = int(parent.stdout.readline())
             parent.kill()
             parent.wait(10)
-            assert not _gone(child_pid, 1.5), "the child died although its parent opted out"
+            assert not _gone(child_pid, 1.5), "the child died with its parent"
         finally:
             parent.kill()
             parent.wait(10)
@@ -581,12 +587,16 @@ class TestLifetime:
         try:
             parent_death.set_parent_death_signal(signal.SIGTERM)
             assert parent_death.get_parent_death_signal() is signal.SIGTERM
+            assert parent_death.get_daemonic_only() is True
+            parent_death.set_parent_death_signal(signal.SIGTERM, daemonic_only=False)
+            assert parent_death.get_daemonic_only() is False
             parent_death.set_parent_death_signal(None)
             assert parent_death.get_parent_death_signal() is None
             with pytest.raises(ValueError):
                 parent_death.set_parent_death_signal(12345)
         finally:
             parent_death.set_parent_death_signal(signal.SIGKILL)
+        assert parent_death.get_daemonic_only() is True
 
     def test_child_forked_from_a_finished_thread_survives_it(self):
         # PR_SET_PDEATHSIG fires when the forking *thread* ends: a child started from a
