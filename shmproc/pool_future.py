@@ -91,7 +91,7 @@ class PoolFuture(Future):
                 waiter.add_cancelled(self)
             if self._cond is not None:
                 self._cond.notify_all()
-        self._invoke_callbacks()
+        self._invoke_callbacks()        # type: ignore[attr-defined]  # not in the stubs
 
 
 def finish_many(lock, futures, values):

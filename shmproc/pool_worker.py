@@ -146,7 +146,7 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
     runs with nothing but the record write around each call (by_runs: nothing at all); the clock
     is read between runs (to send early what a long batch has finished)."""
     values: list = []
-    failures = {}                       # offset -> encoded failure
+    failures: dict = {}                 # offset -> encoded failure (None: skipped)
     seq_field = base + FIELD_SEQ
     started = clock()
     record[base + FIELD_STARTED] = started
@@ -250,7 +250,8 @@ def _run_stamped(batch, kind, func, first_seq, items, record, base, clock, resul
                  pid):
     """A batch whose tasks have a timeout: each task's start time is in the record, for the
     parent to measure it against."""
-    values, flags = [], []
+    values: list = []
+    flags: list = []
     plain = True
     sent_upto = 0
     flush_at = clock() + _FLUSH_AFTER_NS
