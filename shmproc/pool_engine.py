@@ -26,14 +26,24 @@ from typing import Any
 
 from shmproc import _compat
 from shmproc import pool_worker as _w
-from shmproc.pool_end import EngineEnd
+from shmproc.pool_end import EngineEnd, end_at_exit
 from shmproc.pool_intake import EngineResults
 from shmproc.pool_results import TaskTimeoutError, WorkerLostError
-from shmproc.pool_tasks import Batch, Job, WorkerSlot, as_buffer, find_task, short_repr, signal_name
+from shmproc.pool_tasks import (
+    CLOSE,
+    RUN,
+    TERMINATE,
+    Batch,
+    Job,
+    WorkerSlot,
+    as_buffer,
+    find_task,
+    short_repr,
+    signal_name,
+)
 
 __all__ = ["Engine", "RUN", "CLOSE", "TERMINATE"]
 
-RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
 _IN_FLIGHT = 2                   # batches per worker: one running, one waiting in its ring
 # An executor's calls at least this long (or of unknown length): one batch per worker (_window).
@@ -64,7 +74,7 @@ class Engine(EngineResults, EngineEnd):
         self._name = name
         self.executor_errors = executor_errors              # see shmproc/pool_intake.py
         self.wrap_unpickling_error = wrap_unpickling_error
-        self.finish_at_exit = finish_at_exit    # see _end_at_exit
+        self.finish_at_exit = finish_at_exit    # see end_at_exit (shmproc/pool_end.py)
         self.state = RUN
         self._results: Any = SimpleQueue(capacity=_RESULT_RING_CAPACITY)
         self._record_block = _core.allocate(8 * _w.RECORD_FIELDS * processes)
@@ -100,7 +110,7 @@ class Engine(EngineResults, EngineEnd):
         # At exit, multiprocessing's exit function runs the finalizers of priority >= 0 before it
         # terminates the daemonic children (the workers), in the main process and in a child
         # alike. The weak reference lets an engine dropped earlier be collected.
-        util.Finalize(self, _end_at_exit, args=(weakref.ref(self),), exitpriority=20)
+        util.Finalize(self, end_at_exit, args=(weakref.ref(self),), exitpriority=20)
 
     # -- called from any thread -------------------------------------------------------------------
 
@@ -150,15 +160,6 @@ class Engine(EngineResults, EngineEnd):
     def terminate(self):
         self.state = TERMINATE
         self._wake()
-
-    def _end_for_exit(self):
-        """The process is exiting (pool thread): the tasks that went in run to the end, the input
-        of a lazily read map that no one will consume again is dropped, then the pool closes."""
-        for job in self._jobs:
-            if job.buffersize is not None:
-                job.dropped = True
-        if self.state == RUN:
-            self.state = CLOSE
 
     def join(self, timeout=None):
         if threading.current_thread() is not self._thread:
@@ -336,34 +337,6 @@ class Engine(EngineResults, EngineEnd):
                     self._replace(worker)
             else:
                 self._jobs.append(entry)
-
-    def _cancel_queued(self):
-        """shutdown(cancel_futures=True): as the standard executor, whose manager thread fills its
-        call queue (max_workers + 1 calls, marked running) before it cancels the rest, every
-        worker's window is filled first, a worker still starting (spawn) included: the calls
-        submitted first run, the others are cancelled. Then each worker is told to skip the
-        calls it holds after the one it is running (or will run first): batches sized for
-        earlier, tiny calls may hold many; those it reports not started are cancelled too."""
-        self._cancel_asked = False
-        for worker in self._workers:
-            if worker.alive:
-                worker.ready = True     # its ring holds the calls until it reads it
-        self._dispatch()
-        self._cancel_jobs()
-        record = self._record
-        for worker in self._workers:
-            if not worker.batches:
-                continue
-            base = worker.slot * _w.RECORD_FIELDS
-            first = worker.batches[0]
-            next_open = first.first_seq + first.received
-            record[base + _w.FIELD_SKIP_FROM] = max(next_open, record[base + _w.FIELD_SEQ]) + 1
-
-    def _cancel_jobs(self):
-        for job in self._jobs:
-            cancel = getattr(job.sink, "_cancel", None)
-            if cancel is not None and cancel():
-                job.dropped = True
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -671,20 +644,3 @@ class Engine(EngineResults, EngineEnd):
                 f"{task} ran past its timeout of {job.timeout} s; its worker "
                 f"(pid {worker.process.pid}) was killed", job.timeout, index, task))
         return nearest
-
-
-def _end_at_exit(engine_ref):
-    """The process exits with this engine still running. An executor's calls run to the end, as
-    the standard executor's do at exit (finish_at_exit); a Pool is terminated, as
-    multiprocessing.Pool's finalizer does. Either way no worker is left for multiprocessing's exit
-    function to terminate under the pool thread, which would start replacements."""
-    engine = engine_ref()
-    if engine is None or engine._stopped.is_set():
-        return
-    if engine.finish_at_exit and engine.state != TERMINATE:
-        engine._incoming.append(("exit", None))
-        engine._wake()
-    else:
-        engine.terminate()
-    engine.join()
-

@@ -9,9 +9,13 @@ from typing import Any
 
 from shmproc import pool_worker as _w
 
-__all__ = ["Batch", "Call", "Job", "WorkerSlot", "as_buffer", "find_task", "short_repr", "signal_name"]
+__all__ = ["Batch", "Call", "Job", "WorkerSlot", "as_buffer", "find_task", "short_repr", "signal_name",
+           "RUN", "CLOSE", "TERMINATE"]
 
 _REPR_LIMIT = 200
+
+# An engine's states, as multiprocessing.pool's: taking work, finishing what it has, stopped.
+RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
 
 def short_repr(obj):
