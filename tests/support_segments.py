@@ -27,10 +27,12 @@ def create_segment_then_die(size, ready):
 
 
 @contextlib.contextmanager
-def mounted_tmpfs(size):
-    """A tmpfs of our own (needs root, as CI and this machine have); None where mounting fails."""
+def mounted_tmpfs(size, options=""):
+    """A tmpfs of our own (needs root, as CI and this machine have); None where mounting fails.
+    options: more mount options, comma-separated."""
     path = tempfile.mkdtemp(prefix="shmproc-tmpfs-")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", path],
+    extra = f",{options}" if options else ""
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700{extra}", "tmpfs", path],
                       capture_output=True).returncode != 0:
         os.rmdir(path)
         yield None
@@ -43,11 +45,21 @@ def mounted_tmpfs(size):
 
 
 @contextlib.contextmanager
-def shm_directory_on_tmpfs(monkeypatch, size):
+def shm_directory_on_tmpfs(monkeypatch, size, options=""):
     """Segments (and queues) made meanwhile live on a tmpfs of that size; where none can be
     mounted, the test is skipped."""
-    with mounted_tmpfs(size) as path:
+    with mounted_tmpfs(size, options) as path:
         if path is None:
             pytest.skip("cannot mount a tmpfs here (not root?)")
         monkeypatch.setenv("SHMPROC_SHM_DIR", path)
         yield path
+
+
+def memory_and_swap_bytes():
+    """What a tmpfs would have to hold to fill up before the machine's memory does."""
+    swap_kib = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("SwapTotal:"):
+                swap_kib = int(line.split()[1])
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") + swap_kib * 1024

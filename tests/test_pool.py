@@ -9,6 +9,7 @@ import pytest
 import support_pool as sp
 
 import shmproc
+from shmproc.ndarray import _block_of
 from shmproc.pool import Pool, TaskTimeoutError, ThreadPool, WorkerLostError
 
 
@@ -223,9 +224,22 @@ def test_imap_buffersize_reads_an_endless_input_lazily(pool):
     assert len(taken) <= 10 + 4 + 1
 
 
+def shared_memory_mappings():
+    with open("/proc/self/maps") as maps:
+        return sum(1 for line in maps if "/dev/shm" in line or "memfd:" in line
+                   or (os.environ.get("SHMPROC_SHM_DIR") or "/dev/shm") in line)
+
+
 def test_fresh_shared_arrays_come_back(pool):
+    """By reference: each result is its worker's segment, mapped once here and never copied."""
+    pool.map(sp.fresh_shared_array, range(2))        # the pool's own memory is all mapped now
+    mapped = shared_memory_mappings()
     arrays = pool.map(sp.fresh_shared_array, range(6))
     assert [float(a[0]) for a in arrays] == [float(x) for x in range(6)]
+    blocks = [_block_of(a) for a in arrays]
+    assert all(block is not None and a.__array_interface__["data"][0] == block.address
+               for a, block in zip(arrays, blocks))
+    assert shared_memory_mappings() - mapped == len(arrays)
 
 
 def test_shared_arrays_go_as_handles(pool):

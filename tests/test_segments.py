@@ -98,6 +98,87 @@ def test_full_filesystem_is_an_error_not_sigbus(tiny_tmpfs):
     assert out.stdout.strip() == "ENOSPC"
 
 
+def test_large_blocks_reserve_their_pages_on_a_tmpfs_smaller_than_memory(private_shm):
+    used = shm_used_bytes()
+    block = allocate(32 * MB)
+    assert shm_used_bytes() - used >= 30 * MB
+    del block
+
+
+@pytest.fixture
+def tmpfs_larger_than_memory(monkeypatch):
+    size = (support_segments.memory_and_swap_bytes() >> 20) + 1024
+    with shm_directory_on_tmpfs(monkeypatch, f"{size}m") as path:
+        yield path
+
+
+def test_large_blocks_get_their_pages_on_first_touch_where_the_tmpfs_outlasts_memory(
+        tmpfs_larger_than_memory):
+    """Such a tmpfs cannot fill up before memory does, so a first touch cannot SIGBUS for want of
+    room and nothing is reserved: a page is allocated when first stored into, as for numpy."""
+    used = shm_used_bytes()
+    block = allocate(32 * MB)
+    assert shm_used_bytes() - used < 1 * MB
+    memoryview(block)[:] = b"\x01" * block.size
+    assert shm_used_bytes() - used >= 32 * MB
+    del block
+    assert wait_until(lambda: shm_used_bytes() - used < 1 * MB, 5)
+    segment = Segment.create(32 * MB)         # other segments (rings, arenas) always reserve
+    assert shm_used_bytes() - used >= 30 * MB
+    del segment
+    free = os.statvfs(tmpfs_larger_than_memory).f_bavail * os.statvfs(tmpfs_larger_than_memory).f_frsize
+    with pytest.raises(OSError) as info:        # more than the filesystem can hold: ENOSPC at once
+        allocate(free + 64 * MB)
+    assert info.value.errno == errno.ENOSPC
+
+
+def test_large_blocks_reserve_their_pages_where_the_tmpfs_has_quotas(monkeypatch):
+    """A quota can be reached long before memory runs out: reserve, as on a small tmpfs."""
+    size = (support_segments.memory_and_swap_bytes() >> 20) + 1024
+    with mounted_tmpfs(f"{size}m", "usrquota") as path:
+        if path is None:
+            pytest.skip("cannot mount a tmpfs with quotas here")
+        monkeypatch.setenv("SHMPROC_SHM_DIR", path)
+        used = shm_used_bytes()
+        block = allocate(32 * MB)
+        assert shm_used_bytes() - used >= 30 * MB
+        del block
+
+
+def test_large_blocks_reserve_their_pages_under_strict_overcommit(tmp_path):
+    """vm.overcommit_memory 2 charges each page of a tmpfs file when it is allocated, so a first
+    touch could fail however large the filesystem: pages are reserved. A child sees the setting
+    changed in a mount namespace of its own (a file bound over the sysctl's); nothing else does."""
+    size = (support_segments.memory_and_swap_bytes() >> 20) + 1024
+    measure = ("import os\n"
+               "from shmproc._core import allocate\n"
+               "def used():\n"
+               "    info = os.statvfs(os.environ['SHMPROC_SHM_DIR'])\n"
+               "    return (info.f_blocks - info.f_bfree) * info.f_frsize\n"
+               "before = used()\n"
+               "block = allocate(32 << 20)\n"
+               "print(used() - before)\n")
+    strict = tmp_path / "overcommit_memory"
+    strict.write_text("2\n")
+    directory = tmp_path / "shm"
+    directory.mkdir()
+    shell = (f"mount -t tmpfs -o size={size}m,mode=0700 tmpfs {directory} || exit 77\n"
+             f"SHMPROC_SHM_DIR={directory} {sys.executable} -c \"$0\" || exit 1\n"
+             f"mount --bind {strict} /proc/sys/vm/overcommit_memory || exit 77\n"
+             f"SHMPROC_SHM_DIR={directory} {sys.executable} -c \"$0\"\n")
+    try:
+        out = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", shell,
+                              measure], capture_output=True, text=True, timeout=JOIN)
+    except FileNotFoundError:
+        pytest.skip("no unshare here")
+    if out.returncode == 77 or "unshare:" in out.stderr:
+        pytest.skip("cannot mount in a namespace of our own here (not root?)")
+    assert out.returncode == 0, out.stderr
+    overcommitted, strict_mode = map(int, out.stdout.split())
+    assert overcommitted < 1 * MB
+    assert strict_mode >= 30 * MB
+
+
 def test_block_round_trips_through_another_process(ctx):
     block = allocate(256)
     ready = ctx.Event()

@@ -3,7 +3,10 @@
 # A lock needs 16 bytes; giving each its own segment would cost a descriptor and a page apiece. So
 # small blocks are carved out of per-process arenas (1 MiB segments), each rounded up to a cache line
 # so that two primitives never share one. A large block (a big Array, a shared ndarray) gets a
-# segment of its own, which the kernel frees as soon as no process maps it.
+# segment of its own, which the kernel frees as soon as no process maps it; its pages are reserved
+# up front only where a first touch could otherwise SIGBUS (segment.pyx, _touch_may_fail): a fresh
+# 16 MB array whose pages are reserved costs 6-11 ms to make and as much to free, one whose pages
+# come on first touch ~20 us.
 #
 # Lifetime follows multiprocessing.heap: a small block goes back to its arena's free list when the
 # process that created it drops its last reference. Keep the object alive in the creator for as long
@@ -102,7 +105,7 @@ cdef class Heap:
         if self.pid != shm_current_pid():
             self._reset()
         if rounded > SMALL_BLOCK_LIMIT:
-            segment = Segment.create(rounded)
+            segment = Segment.create(rounded, reserve_always=False)
             return make_block(segment, SHM_SEGMENT_HEADER, size, None)
         spare = self.free_blocks.get(rounded)
         if spare:

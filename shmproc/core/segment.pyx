@@ -39,20 +39,86 @@ cdef int _open_unnamed(str directory) except -1:
     return fd
 
 
-cdef int _reserve(int fd, size_t size, str directory) except -1:
-    """Allocate the segment's pages now, so a full filesystem is an error here and never a SIGBUS
-    on first touch later."""
+cdef int _check_free(size_t size, str directory) except -1:
+    """A request larger than the filesystem's free space is ENOSPC now, whatever is reserved."""
     cdef statvfs_t info
     if statvfs(directory.encode(), &info) == 0:
         free = <size_t>info.f_bavail * info.f_frsize
         if size > free:
             raise shm_os_error(ENOSPC, f"allocate {size} bytes ({free} free)")
+    return 0
+
+
+cdef int _reserve(int fd, size_t size) except -1:
+    """Allocate the segment's pages now, so a full filesystem is an error here and never a SIGBUS
+    on first touch later."""
     cdef int rc
     with nogil:
         rc = fallocate(fd, 0, 0, <off_t>size)
     if rc != 0:
         raise shm_os_error(cerrno.errno, f"allocate {size} bytes of shared memory")
     return 0
+
+
+# (st_dev, f_fsid) -> whether that mount has quotas. A tmpfs's device number is reused by the
+# next tmpfs mounted after it is gone; its fsid is random per mount (where the kernel gives one:
+# those too old to give one are too old for tmpfs quotas).
+cdef dict _quota_by_mount = {}
+
+
+cdef bint _has_quota(int fd) except -1:
+    device = _os.fstat(fd).st_dev
+    key = (device, _os.fstatvfs(fd).f_fsid)
+    found = _quota_by_mount.get(key)
+    if found is None:
+        numbers = f"{_os.major(device)}:{_os.minor(device)}"
+        found = False
+        try:
+            with open("/proc/self/mountinfo") as mounts:
+                for line in mounts:
+                    fields = line.split(" ", 3)
+                    if len(fields) > 2 and fields[2] == numbers:
+                        found = "quota" in line
+        except OSError:
+            found = True
+        _quota_by_mount[key] = found
+    return found
+
+
+cdef bint _strict_overcommit() except -1:
+    """vm.overcommit_memory 2: each page a tmpfs file gets is charged against the commit limit
+    when it is allocated, so a first touch can fail (a SIGBUS) however large the filesystem.
+    Read every time (~4 us): it may be changed while we run."""
+    try:
+        fd = _os.open("/proc/sys/vm/overcommit_memory", _os.O_RDONLY | _os.O_CLOEXEC)
+        try:
+            mode = _os.read(fd, 8)
+        finally:
+            _os.close(fd)
+    except OSError:
+        return True
+    return mode.strip() == b"2"
+
+
+cdef bint _touch_may_fail(int fd) except -1:
+    """Whether a first store into a page of this file could fail for want of room on its
+    filesystem (a SIGBUS), so that its pages must be reserved when it is made. Not on a tmpfs that
+    cannot fill up before the machine's memory does: one without a size limit (a memfd's), or with
+    a limit of at least RAM + swap, and without quotas, while memory is overcommitted (the
+    default). There a first touch can fail only as any memory can (the OOM killer, as for
+    numpy's own arrays), and reserving would only allocate pages that may never be used, at
+    ~1.5 us a page (docs/design.md, "Segments")."""
+    cdef statfs_t fs
+    cdef sysinfo_t memory
+    if fstatfs(fd, &fs) != 0 or fs.f_type != TMPFS_MAGIC:
+        return True
+    if fs.f_blocks != 0:
+        if sysinfo(&memory) != 0:
+            return True
+        if (<double>fs.f_blocks * fs.f_bsize
+                < (<double>memory.totalram + memory.totalswap) * memory.mem_unit):
+            return True
+    return _strict_overcommit() or _has_quota(fd)
 
 
 cdef class Segment:
@@ -70,10 +136,12 @@ cdef class Segment:
             close(self.fd)
 
     @staticmethod
-    def create(size_t payload_size, reserved_payload=None):
+    def create(size_t payload_size, reserved_payload=None, bint reserve_always=True):
         """A new segment with room for payload_size bytes after its header, of which the first
         reserved_payload (default: all) have their pages allocated now; the rest is sparse, for
-        allocate_range() to fill on demand."""
+        allocate_range() to fill on demand. reserve_always=False: reserve only where a first
+        touch could otherwise SIGBUS (_touch_may_fail); elsewhere every page is allocated when
+        first touched."""
         cdef Segment seg = Segment.__new__(Segment)
         if payload_size > (<size_t>1 << 48):
             raise ValueError(f"segment size {payload_size} is absurd")
@@ -84,7 +152,9 @@ cdef class Segment:
         directory = shm_directory()
         seg.fd = _open_unnamed(directory)
         _os.ftruncate(seg.fd, seg.size)
-        _reserve(seg.fd, reserved, directory)
+        _check_free(reserved, directory)
+        if reserve_always or _touch_may_fail(seg.fd):
+            _reserve(seg.fd, reserved)
         seg._map()
         seg.id = _os.urandom(16)
         cdef shm_segment_header_t *header = <shm_segment_header_t *>seg.base

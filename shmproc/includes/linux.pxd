@@ -59,3 +59,22 @@ cdef extern from "<poll.h>" nogil:
     const short POLLIN
     const short POLLHUP
     const short POLLERR
+
+cdef extern from "<sys/vfs.h>" nogil:
+    # Whether a segment's pages must be reserved when it is made (segment.pyx): its filesystem's
+    # kind and size limit (a tmpfs without a limit reports f_blocks == 0).
+    cdef struct statfs_t "statfs":
+        long f_type
+        long f_bsize
+        unsigned long f_blocks
+    int fstatfs(int fd, statfs_t *buf)
+
+cdef extern from "<linux/magic.h>" nogil:
+    const long TMPFS_MAGIC
+
+cdef extern from "<sys/sysinfo.h>" nogil:
+    cdef struct sysinfo_t "sysinfo":
+        unsigned long totalram
+        unsigned long totalswap
+        unsigned int mem_unit
+    int sysinfo(sysinfo_t *info)
