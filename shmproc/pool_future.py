@@ -15,7 +15,9 @@ here, a third of the executor's budget per task. This one keeps every attribute 
 - ``done()``, ``running()``, ``cancelled()`` and ``result()`` of a finished future read the state
   without the lock: the state is written last, after the value, under the GIL.
 
-Every other method is the standard one, running on the lazily made condition.
+Every other method is the standard one, running on the lazily made condition. One state change
+is added: a future marked running when its call was sent to a worker becomes cancelled if that
+worker reports it did not start the call (``shutdown(cancel_futures=True)``).
 """
 import threading
 from concurrent.futures import Future, _base
@@ -77,7 +79,6 @@ class PoolFuture(Future):
                 self._state = _RUNNING
                 return True
         return self.set_running_or_notify_cancel()
-
 
     def _cancel_unstarted(self):
         """Cancelled after all: this call was sent to a worker (and so marked running, as the
