@@ -72,6 +72,12 @@ def test_bad_results_and_exceptions_fail_their_task_only(pool):
         pool.apply(sp.return_fails_to_unpickle, (1,))
     with pytest.raises(SystemExit):
         pool.apply(sp.raise_base_exception, (1,))
+    # SystemExit while pickling a result: MaybeEncodingError, as any pickling error (the
+    # executor passes the SystemExit on); unpickling: that task fails, the pool goes on.
+    with pytest.raises(MaybeEncodingError, match="SystemExit"):
+        pool.apply(sp.return_exits_at_pickle, (1,))
+    with pytest.raises(SystemExit):
+        pool.apply(sp.return_exits_at_unpickle, (1,))
     with pytest.raises(MaybeEncodingError, match="cannot travel"):
         pool.apply(sp.raise_unpicklable_error, (1,))
     with pytest.raises(TypeError, match="cannot be pickled"):
