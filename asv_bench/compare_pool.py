@@ -1,11 +1,13 @@
 """shmproc.Pool and shmproc.futures.ProcessPoolExecutor against the standard library's, side by side.
 
-    python asv_bench/compare_pool.py [--rounds 5] [--rows map1,mapdefault,...]
+    python asv_bench/compare_pool.py [--rounds 5] [--runs 1] [--rows map1,mapdefault,...]
 
 2 workers, fork (the start-to-first-result row also spawn). Each row times both libraries in
 this one process, alternating which goes first every round, and reports the medians and their
 ratio (how many times faster shmproc is: above 1, shmproc wins). The pools are started once per
-row, outside the timings, except in the start-to-first-result row.
+row, outside the timings, except in the start-to-first-result row. With --runs N each row is run
+N times over (new pools each time): the figures are those of the run with the median ratio, and
+the last column gives the median and the range of the N ratios.
 """
 import argparse
 import concurrent.futures
@@ -283,19 +285,26 @@ def main():
     compile_shmproc()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--rows", default=",".join(ROWS))
     args = parser.parse_args()
     print(f"{'row':<80} {'unit':>8} {'shmproc':>12} {'stdlib':>12} {'ratio':>8}  target")
     for key in args.rows.split(","):
+        runs = []
         try:
-            label, unit, ours, theirs, target = ROWS[key](args.rounds)
+            for _ in range(args.runs):
+                label, unit, ours, theirs, target = ROWS[key](args.rounds)
+                lower_is_better = unit in ("us", "ms", "us/task")
+                runs.append((theirs / ours if lower_is_better else ours / theirs, ours, theirs))
         except Exception as exc:           # a row that cannot run (yet) says why
             print(f"{key:<80} could not run: {type(exc).__name__}: {exc}")
             continue
-        lower_is_better = unit in ("us", "ms", "us/task")
-        ratio = theirs / ours if lower_is_better else ours / theirs
-        print(f"{label:<80} {unit:>8} {ours:>12,.1f} {theirs:>12,.1f} {ratio:>7.2f}x  {target}",
-              flush=True)
+        runs.sort()
+        ratio, ours, theirs = runs[(len(runs) - 1) // 2]
+        spread = (f"  over {len(runs)} runs: median {statistics.median(r[0] for r in runs):.2f}x, "
+                  f"{runs[0][0]:.2f}x-{runs[-1][0]:.2f}x" if len(runs) > 1 else "")
+        print(f"{label:<80} {unit:>8} {ours:>12,.1f} {theirs:>12,.1f} {ratio:>7.2f}x  {target}"
+              f"{spread}", flush=True)
 
 
 if __name__ == "__main__":

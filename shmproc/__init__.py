@@ -24,7 +24,13 @@ if not any(_os.path.exists(_os.path.join(_os.path.dirname(__file__), "_core" + s
 from threading import BrokenBarrierError
 
 from shmproc import context as _context
-from shmproc import keeper_client as _keeper_client  # noqa: F401  (names this process tree for its keeper)
+
+# The first shmproc process of a tree names the tree for its keeper ($SHMPROC_KEEPER, set by
+# keeper_client and inherited by every child, whatever the start method). A child has the name
+# already, and imports keeper_client when it first needs it: a spawned pool worker never does.
+if "SHMPROC_KEEPER" not in _os.environ:
+    from shmproc import keeper_client as _keeper_client  # noqa: F401
+
 from shmproc._version import __version__
 from shmproc.context import AuthenticationError, BufferTooShort, Process, ProcessError, TimeoutError
 

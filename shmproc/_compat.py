@@ -38,6 +38,7 @@ __all__ = [
     "join_threads_at_exit",
     "logging_enabled",
     "next_child_number",
+    "process_is_exiting",
     "reap_finished_children",
     "run_after_fork_hooks",
     "run_exit_functions",
@@ -51,7 +52,8 @@ PRIVATE_NAMES = {
     "multiprocessing.process": ("_current_process", "_parent_process", "_process_counter",
                                 "_children", "_cleanup", "_ParentProcess"),
     "multiprocessing.util": ("_logger", "_finalizer_registry", "_afterfork_registry",
-                             "_run_after_forkers", "_exit_function", "_flush_std_streams"),
+                             "_run_after_forkers", "_exit_function", "_flush_std_streams",
+                             "_exiting"),
     "threading": ("_HAVE_THREAD_NATIVE_ID", "_main_thread._native_id", "_threading_atexits",
                   "_shutdown") + (("_shutdown_locks",) if hasattr(threading, "_shutdown_locks") else ()),
     "multiprocessing.context": ("_concrete_contexts", "_default_context._default_context",
@@ -110,6 +112,11 @@ def run_exit_functions():
     skipped when there is none of them."""
     if _mp_util._finalizer_registry or _mp_process._children or _mp_util._logger:
         _mp_util._exit_function()
+
+
+def process_is_exiting():
+    """multiprocessing's exit function has begun (it terminates the daemonic children next)."""
+    return _mp_util._exiting
 
 
 def run_after_fork_hooks():

@@ -36,7 +36,8 @@ from shmproc.pool_results import (
 )
 from shmproc.pool_tasks import Call
 
-__all__ = ["BrokenWorkerError", "ProcessPoolExecutor", "TaskTimeoutError"]
+__all__ = ["BrokenWorkerError", "ProcessPoolExecutor", "ResultUnpicklingError",
+           "TaskTimeoutError"]
 
 
 class BrokenWorkerError(BrokenProcessPool, WorkerLostError):
@@ -44,6 +45,19 @@ class BrokenWorkerError(BrokenProcessPool, WorkerLostError):
 
     def __init__(self, message, pid=None, exitcode=None, task_index=None, task_repr=None):
         WorkerLostError.__init__(self, message, pid, exitcode, task_index, task_repr)
+
+
+class ResultUnpicklingError(BrokenProcessPool):
+    """This future's result could not be unpickled here; the error is the ``__cause__``.
+
+    A BrokenProcessPool because that is what the standard executor raises (it breaks on this, and
+    code catches that); this executor goes on with its other futures."""
+
+    @classmethod
+    def wrapping(cls, error):
+        exc = cls(f"the task's result could not be unpickled: {error!r}")
+        exc.__cause__ = error
+        return exc
 
 
 def _for_executor(exc):
@@ -136,7 +150,9 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         self._shutdown = False
         self._engine = Engine(max_workers, initializer, tuple(initargs), max_tasks_per_child,
                               context, retries=check_retries(retries),
-                              task_timeout=self._task_timeout, name="ProcessPoolWorker")
+                              task_timeout=self._task_timeout, name="ProcessPoolWorker",
+                              executor_errors=True, finish_at_exit=True,
+                              wrap_unpickling_error=ResultUnpicklingError.wrapping)
 
     def submit(self, fn, /, *args, **kwargs):
         if self._shutdown:
@@ -213,9 +229,11 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
         return self._engine.stats()
 
     def __del__(self):
+        # As the standard executor, whose manager thread, woken when its executor is collected,
+        # runs the calls submitted to the end and then stops the workers: shutdown(wait=False).
         engine = getattr(self, "_engine", None)
         if engine is not None and engine.state != TERMINATE:
-            engine.terminate()
+            engine.close()
 
 
 def _iterate(results, job, end_time):

@@ -1,18 +1,57 @@
 # mypy: disable-error-code="attr-defined, has-type"
 # (the attributes these methods use are set by Engine.__init__, in shmproc/pool_engine.py)
-"""How the pool engine (shmproc/pool_engine.py) ends: its workers stopped, every task still owed a
-result failed (nothing waits forever), its rings and descriptors given back. A base class of
-Engine, so that these steps read as one piece."""
+"""How the pool engine (shmproc/pool_engine.py) ends: shutdown(cancel_futures=True)'s cancelling,
+the end at the process's exit, its workers stopped, every task still owed a result failed (nothing
+waits forever), its rings and descriptors given back. A base class of Engine, so that these steps
+read as one piece."""
 import os
 import time
 
 from shmproc import pool_worker as _w
+from shmproc.pool_tasks import CLOSE, RUN, TERMINATE
 
-__all__ = ["EngineEnd"]
+__all__ = ["EngineEnd", "end_at_exit"]
 
 
 class EngineEnd:
     """The end of an Engine's life (its attributes are the Engine's)."""
+
+    def _cancel_queued(self):
+        """shutdown(cancel_futures=True): as the standard executor, whose manager thread fills its
+        call queue (max_workers + 1 calls, marked running) before it cancels the rest, every
+        worker's window is filled first, a worker still starting (spawn) included: the calls
+        submitted first run, the others are cancelled. Then each worker is told to skip the
+        calls it holds after the one it is running (or will run first): batches sized for
+        earlier, tiny calls may hold many; those it reports not started are cancelled too."""
+        self._cancel_asked = False
+        for worker in self._workers:
+            if worker.alive:
+                worker.ready = True     # its ring holds the calls until it reads it
+        self._dispatch()
+        self._cancel_jobs()
+        record = self._record
+        for worker in self._workers:
+            if not worker.batches:
+                continue
+            base = worker.slot * _w.RECORD_FIELDS
+            first = worker.batches[0]
+            next_open = first.first_seq + first.received
+            record[base + _w.FIELD_SKIP_FROM] = max(next_open, record[base + _w.FIELD_SEQ]) + 1
+
+    def _cancel_jobs(self):
+        for job in self._jobs:
+            cancel = getattr(job.sink, "_cancel", None)
+            if cancel is not None and cancel():
+                job.dropped = True
+
+    def _end_for_exit(self):
+        """The process is exiting (pool thread): the tasks that went in run to the end, the input
+        of a lazily read map that no one will consume again is dropped, then the pool closes."""
+        for job in self._jobs:
+            if job.buffersize is not None:
+                job.dropped = True
+        if self.state == RUN:
+            self.state = CLOSE
 
     def _kill_all(self):
         processes = [w.process for w in self._workers if w.process is not None]
@@ -44,6 +83,8 @@ class EngineEnd:
             self._fail(job, index, error)
         self._requeued.clear()
         self._take_incoming()
+        if self._cancel_asked:
+            self._cancel_jobs()             # cancelled as asked, not failed
         for job in self._jobs:
             sink = job.sink
             if job.kind == _w.APPLY:
@@ -72,8 +113,29 @@ class EngineEnd:
         if self._results is not None:
             self._results.close()
             self._results = None
-        for fd in (self._wake_read, self._wake_write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        # Once only: a second close of these numbers would close whatever took them since
+        # (another pool's wake-up pipe, whose pool thread then read a closed descriptor).
+        fds, self._wake_read, self._wake_write = (self._wake_read, self._wake_write), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+def end_at_exit(engine_ref):
+    """The process exits with this engine still running. An executor's calls run to the end, as
+    the standard executor's do at exit (finish_at_exit); a Pool is terminated, as
+    multiprocessing.Pool's finalizer does. Either way no worker is left for multiprocessing's exit
+    function to terminate under the pool thread, which would start replacements."""
+    engine = engine_ref()
+    if engine is None or engine._stopped.is_set():
+        return
+    if engine.finish_at_exit and engine.state != TERMINATE:
+        engine._incoming.append(("exit", None))
+        engine._wake()
+    else:
+        engine.terminate()
+    engine.join()
+

@@ -20,18 +20,34 @@ import signal
 import threading
 import time
 import traceback
+import weakref
+from multiprocessing import util
 from typing import Any
 
+from shmproc import _compat
 from shmproc import pool_worker as _w
-from shmproc.pool_end import EngineEnd
+from shmproc.pool_end import EngineEnd, end_at_exit
+from shmproc.pool_intake import EngineResults
 from shmproc.pool_results import TaskTimeoutError, WorkerLostError
-from shmproc.pool_tasks import Batch, Job, WorkerSlot, as_buffer, find_task, short_repr, signal_name
+from shmproc.pool_tasks import (
+    CLOSE,
+    RUN,
+    TERMINATE,
+    Batch,
+    Job,
+    WorkerSlot,
+    as_buffer,
+    find_task,
+    short_repr,
+    signal_name,
+)
 
 __all__ = ["Engine", "RUN", "CLOSE", "TERMINATE"]
 
-RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
 _IN_FLIGHT = 2                   # batches per worker: one running, one waiting in its ring
+# An executor's calls at least this long (or of unknown length): one batch per worker (_window).
+_LONG_TASK_NS = 5_000_000
 _BATCH_TARGET_NS = 2_000_000     # a batch of tiny tasks should take about this long
 _MAX_BATCH = 1024
 # Ring windows: a fresh window's pages are populated when the ring is made (~1 ms per MB here),
@@ -41,9 +57,10 @@ _RESULT_RING_CAPACITY = 1 << 18
 _BOUNCE_LIMIT = 3                # a task whose workers die before starting it this often fails
 
 
-class Engine(EngineEnd):
+class Engine(EngineResults, EngineEnd):
     def __init__(self, processes, initializer, initargs, maxtasksperchild, context, retries=0,
-                 task_timeout=None, name="PoolWorker"):
+                 task_timeout=None, name="PoolWorker", executor_errors=False,
+                 wrap_unpickling_error=None, finish_at_exit=False):
         from shmproc import _core
         from shmproc.queues import SimpleQueue
         self._SimpleQueue = SimpleQueue
@@ -55,6 +72,9 @@ class Engine(EngineEnd):
         self.retries = retries
         self.task_timeout = task_timeout
         self._name = name
+        self.executor_errors = executor_errors              # see shmproc/pool_intake.py
+        self.wrap_unpickling_error = wrap_unpickling_error
+        self.finish_at_exit = finish_at_exit    # see end_at_exit (shmproc/pool_end.py)
         self.state = RUN
         self._results: Any = SimpleQueue(capacity=_RESULT_RING_CAPACITY)
         self._record_block = _core.allocate(8 * _w.RECORD_FIELDS * processes)
@@ -66,12 +86,13 @@ class Engine(EngineEnd):
         self._requeued: collections.deque = collections.deque()  # (job, index, item, attempt)
         self._incoming: collections.deque = collections.deque()  # from callers: jobs, commands
         self._wake_pending = False
+        self._cancel_asked = False      # shutdown(cancel_futures=True) came in
         self._hungry = True             # some worker has room and nothing to do
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._poller = select.poll()
         self._by_fd = {}
         self._task_ns = None            # measured mean task time
-        self._ready_at_start = context.get_start_method() != "spawn"
+        self._ready_at_start = context.get_start_method() == "fork"
         if context.get_start_method() == "forkserver":
             # A fork server not started yet imports what a worker needs once, not each worker.
             from shmproc import _compat
@@ -86,6 +107,10 @@ class Engine(EngineEnd):
             raise
         self._thread = threading.Thread(target=self._run, name="shmproc-pool", daemon=True)
         self._thread.start()
+        # At exit, multiprocessing's exit function runs the finalizers of priority >= 0 before it
+        # terminates the daemonic children (the workers), in the main process and in a child
+        # alike. The weak reference lets an engine dropped earlier be collected.
+        util.Finalize(self, end_at_exit, args=(weakref.ref(self),), exitpriority=20)
 
     # -- called from any thread -------------------------------------------------------------------
 
@@ -113,8 +138,11 @@ class Engine(EngineEnd):
     def _wake(self):
         if not self._wake_pending:
             self._wake_pending = True
+            fd = self._wake_write
+            if fd < 0:
+                return                  # released: the pool thread has ended
             try:
-                os.write(self._wake_write, b"!")
+                os.write(fd, b"!")
             except (BlockingIOError, OSError):
                 pass
 
@@ -179,10 +207,12 @@ class Engine(EngineEnd):
         worker.timed_out = None
         worker.started_tasks = 0
         worker.ready = self._ready_at_start
-        record_handle = self._record_block.handle()
+        # The block itself, not a handle made here: pickled while the process starts (spawn,
+        # forkserver), its descriptor travels with the start, so the worker neither opens it
+        # through this process's /proc entry nor tells the keeper it has.
         process = self._context.Process(
             target=_w.worker_main, name=f"{self._name}-{worker.slot + 1}",
-            args=(worker.slot, worker.ring, self._results, record_handle, self._initializer,
+            args=(worker.slot, worker.ring, self._results, self._record_block, self._initializer,
                   self._initargs, not worker.ready))
         process.daemon = True
         process.start()
@@ -241,6 +271,11 @@ class Engine(EngineEnd):
                             os.read(self._wake_read, 4096)
                         except BlockingIOError:
                             pass
+                        except OSError:
+                            # The pipe is gone under this thread (only a close by someone else,
+                            # or the interpreter's last moments, can do that): poll() would
+                            # report it forever, so end as terminate() would.
+                            self.state = TERMINATE
                         self._wake_pending = False
                     elif fd != results_fd:
                         worker = self._by_fd.get(fd)
@@ -257,6 +292,8 @@ class Engine(EngineEnd):
                     # Jobs that came in while the workers were full: callers did not wake us.
                     self._take_incoming()
                     self._dispatch()
+                if self._cancel_asked:
+                    self._cancel_queued()
                 if self.state == CLOSE and self._idle():
                     if self._stop_workers():
                         break
@@ -295,10 +332,9 @@ class Engine(EngineEnd):
             if type(entry) is tuple:
                 command, worker = entry
                 if command == "cancel":
-                    for job in self._jobs:
-                        cancel = getattr(job.sink, "_cancel", None)
-                        if cancel is not None and cancel():
-                            job.dropped = True
+                    self._cancel_asked = True       # done by _cancel_queued, after the jobs
+                elif command == "exit":
+                    self._end_for_exit()
                 elif not worker.alive:
                     self._replace(worker)
             else:
@@ -308,8 +344,9 @@ class Engine(EngineEnd):
 
     def _dispatch(self):
         self._hungry = False
+        window = self._window()
         for worker in self._workers:
-            while (len(worker.batches) < _IN_FLIGHT and not worker.stopping and worker.alive
+            while (len(worker.batches) < window and not worker.stopping and worker.alive
                    and worker.ready):
                 if worker.budget == 0:
                     if not worker.batches:
@@ -322,6 +359,21 @@ class Engine(EngineEnd):
                     self._hungry = True
                     return
                 self._send(worker, batch)
+
+    def _window(self):
+        """How many batches a worker may hold. A second one, waiting in its ring, saves the worker
+        a round trip to the parent per batch: worth it for short tasks. For long ones that saving
+        is a small share of the time, and an executor's call sent is a future no longer
+        cancellable (the standard executor holds max_workers + 1 calls in its call queue): for
+        those, and until a task time is known, a worker holds one batch, so the calls sent are
+        the ones running. (A Pool's tasks cannot be cancelled: they keep two.)"""
+        task_ns = self._task_ns
+        if task_ns is not None and task_ns < _LONG_TASK_NS:
+            return _IN_FLIGHT
+        jobs = self._jobs
+        if jobs and getattr(jobs[0].sink, "_cancel", None) is not None:
+            return 1
+        return _IN_FLIGHT
 
     def _batch_size(self, job):
         if job.chunksize is not None:
@@ -338,7 +390,7 @@ class Engine(EngineEnd):
         return size
 
     def _next_batch(self, worker):
-        limit = worker.budget if worker.budget is not None else _MAX_BATCH
+        limit = worker.budget      # maxtasksperchild; None: no limit but the batch size
         if self._requeued:
             job, index, item, attempt = self._requeued.popleft()
             return Batch(next(worker.batch_numbers), self._take_seqs(1), [job], [index], [item],
@@ -354,7 +406,8 @@ class Engine(EngineEnd):
                 self._jobs.popleft()
                 self._finish_input(job)
                 continue
-            items = job._take(min(limit, self._batch_size(job)))
+            size = self._batch_size(job)
+            items = job._take(size if limit is None else min(limit, size))
             if job.input_error is not None:
                 # As multiprocessing: with chunks, the error takes the place of its whole chunk.
                 keep = items and job.chunksize is None
@@ -410,7 +463,9 @@ class Engine(EngineEnd):
 
     def _apply_batch(self, worker, limit):
         """Consecutive apply/submit jobs, one task each, in one batch."""
-        size = min(limit, max(1, self._batch_size_for_applies()))
+        size = max(1, self._batch_size_for_applies())
+        if limit is not None:
+            size = min(limit, size)
         jobs: list = []
         items: list = []
         while self._jobs and len(items) < size:
@@ -422,6 +477,9 @@ class Engine(EngineEnd):
                 continue
             jobs.append(job)
             items.append(job.source)
+            # The batch holds the arguments now (a retry takes them from there): a finished
+            # future or AsyncResult does not keep them alive, as the standard library's do not.
+            job.source = None
             if job.timeout is not None:
                 break
         if not items:
@@ -433,9 +491,11 @@ class Engine(EngineEnd):
     def _batch_size_for_applies(self):
         if self._task_ns is None:
             return 1          # until a task time is known, send work only as workers free up
+        # At most an even share of the waiting calls per batch in the workers' windows: a call
+        # left here can still be cancelled, one sent is running.
         waiting = len(self._jobs)
         return max(1, min(_MAX_BATCH, int(_BATCH_TARGET_NS / max(self._task_ns, 1)),
-                          waiting // self._processes or 1))
+                          waiting // (_IN_FLIGHT * self._processes) or 1))
 
     def _finish_input(self, job):
         if job.length is None:
@@ -477,111 +537,6 @@ class Engine(EngineEnd):
                 continue
             self._requeued.appendleft((job, batch.index(offset), item, batch.attempt(offset)))
 
-    # -- results ----------------------------------------------------------------------------------
-
-    def _drain_results(self):
-        results = self._results
-        while True:
-            try:
-                messages = results.get_many(256, block=False)
-            except Exception as exc:
-                if type(exc).__name__ == "Empty":
-                    return
-                # A message the core could not decode: nothing to attribute it to.
-                traceback.print_exc()
-                continue
-            for message in messages:
-                self._accept(message)
-
-    def _accept(self, message):
-        slot, pid, number, first_seq, values, flags = message
-        worker = self._workers[slot]
-        if worker.process is None or worker.process.pid != pid:
-            return
-        if number == _w.READY:
-            worker.ready = True
-            return
-        if not worker.batches:
-            return
-        batch = worker.batches[0]
-        if batch.number != number:
-            return
-        offset = first_seq - batch.first_seq
-        count = len(values)
-        if flags is None and type(batch.jobs) is not list and hasattr(batch.jobs.sink,
-                                                                      "_set_results"):
-            job = batch.jobs
-            job.pending -= count
-            if job.progress is not None:
-                job.progress.update(count)
-            self._deliver_many(job, batch.indices + offset, values)
-        elif flags is None and batch.kind == _w.APPLY:
-            # Calls (apply_async, submit) that all returned plain values. An engine's calls are
-            # all of one kind (a Pool's or an executor's), which finishes them together.
-            calls = batch.jobs[offset:offset + count]
-            try:
-                calls[0].finish_plain(calls, values)
-            except Exception:
-                traceback.print_exc()
-        else:
-            for position in range(count):
-                job = batch.job(offset + position)
-                index = batch.index(offset + position)
-                flag = flags[position] if flags is not None else _w.PLAIN
-                success, value = self._decode(flag, values[position])
-                job.pending -= 1
-                if job.progress is not None:
-                    job.progress.update(1)
-                self._deliver(job, index, success, value)
-        batch.received = offset + count
-        if batch.received >= len(batch.items):
-            worker.batches.popleft()
-            worker.acknowledged = number
-            self._learn_task_time()
-
-    def _decode(self, flag, value):
-        if flag == _w.PLAIN:
-            return True, value
-        try:
-            if type(value) is tuple:
-                decoded = pickle.loads(value[0], buffers=value[1])
-            else:
-                decoded = pickle.loads(value)
-        except Exception as exc:
-            add_note = getattr(exc, "add_note", None)      # Python 3.11+
-            if add_note is not None:
-                add_note("(raised while unpickling the task's result in the parent)")
-            return False, exc
-        return flag == _w.PICKLED, decoded
-
-    def _deliver_many(self, job, start, values):
-        try:
-            job.sink._set_results(start, values)
-        except Exception:
-            traceback.print_exc()
-
-    def _deliver(self, job, index, success, value):
-        try:
-            job.sink._set_result(index, success, value)
-        except Exception:
-            traceback.print_exc()
-
-    def _fail(self, job, index, exc):
-        job.pending -= 1
-        if job.progress is not None:
-            job.progress.update(1)
-        self._deliver(job, index, False, exc)
-
-    def _learn_task_time(self):
-        record = self._record
-        done = busy = 0
-        for slot in range(self._processes):
-            base = slot * _w.RECORD_FIELDS
-            done += record[base + _w.FIELD_DONE]
-            busy += record[base + _w.FIELD_BUSY]
-        if done:
-            self._task_ns = busy / done
-
     # -- deaths and timeouts ----------------------------------------------------------------------
 
     def _worker_died(self, worker):
@@ -596,6 +551,11 @@ class Engine(EngineEnd):
         if worker.batches:
             self._recover_tasks(worker, process.pid, exitcode)
         if self.state == TERMINATE:
+            return
+        if _compat.process_is_exiting():
+            # multiprocessing's exit function is terminating the daemonic children, the workers
+            # among them: a replacement would outlive that, and the exit would wait for it forever.
+            self.state = TERMINATE
             return
         if self.state == CLOSE and self._idle():
             return

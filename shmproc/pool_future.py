@@ -15,7 +15,9 @@ here, a third of the executor's budget per task. This one keeps every attribute 
 - ``done()``, ``running()``, ``cancelled()`` and ``result()`` of a finished future read the state
   without the lock: the state is written last, after the value, under the GIL.
 
-Every other method is the standard one, running on the lazily made condition.
+Every other method is the standard one, running on the lazily made condition. One state change
+is added: a future marked running when its call was sent to a worker becomes cancelled if that
+worker reports it did not start the call (``shutdown(cancel_futures=True)``).
 """
 import threading
 from concurrent.futures import Future, _base
@@ -77,6 +79,20 @@ class PoolFuture(Future):
                 self._state = _RUNNING
                 return True
         return self.set_running_or_notify_cancel()
+
+    def _cancel_unstarted(self):
+        """Cancelled after all: this call was sent to a worker (and so marked running, as the
+        standard executor marks the calls in its call queue), and the worker, told by
+        shutdown(cancel_futures=True), reports that it did not start it."""
+        with self._lock:
+            if self._state != _RUNNING:
+                return
+            self._state = _base.CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            if self._cond is not None:
+                self._cond.notify_all()
+        self._invoke_callbacks()        # type: ignore[attr-defined]  # not in the stubs
 
 
 def finish_many(lock, futures, values):

@@ -9,9 +9,13 @@ from typing import Any
 
 from shmproc import pool_worker as _w
 
-__all__ = ["Batch", "Call", "Job", "WorkerSlot", "as_buffer", "find_task", "short_repr", "signal_name"]
+__all__ = ["Batch", "Call", "Job", "WorkerSlot", "as_buffer", "find_task", "short_repr", "signal_name",
+           "RUN", "CLOSE", "TERMINATE"]
 
 _REPR_LIMIT = 200
+
+# An engine's states, as multiprocessing.pool's: taking work, finishing what it has, stopped.
+RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
 
 def short_repr(obj):
@@ -140,7 +144,8 @@ class Batch:
 
 class WorkerSlot:
     __slots__ = ("slot", "process", "ring", "batches", "batch_numbers", "acknowledged", "budget",
-                 "stopping", "timed_out", "restarts", "started_tasks", "alive", "ready")
+                 "stopping", "timed_out", "restarts", "started_tasks", "alive", "ready",
+                 "seen_done", "seen_busy")
 
     def __init__(self, slot):
         self.slot = slot
@@ -163,6 +168,10 @@ class WorkerSlot:
         # in order, milliseconds apart) is taken as ready at once: waiting for its word would
         # only add a round trip.
         self.ready = False
+        # The slot's task count and busy time in the ownership record when its last batch came
+        # back (the engine's measure of recent task time).
+        self.seen_done = 0
+        self.seen_busy = 0
 
 
 def as_buffer(block) -> Any:

@@ -18,17 +18,12 @@ import os
 import pickle
 import signal
 import time
-import traceback
-from typing import Any
 
 from shmproc import _core
-from shmproc.pool_results import MaybeEncodingError, _mp_pool
-
-ExceptionWithTraceback = _mp_pool.ExceptionWithTraceback
 
 __all__ = ["worker_main", "APPLY", "MAP", "STARMAP", "PRECISE", "STAMPED", "RUNS", "RUN_LENGTH",
-           "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED", "FIELD_DONE", "FIELD_BUSY", "PLAIN",
-           "PICKLED", "FAILED", "READY"]
+           "RECORD_FIELDS", "FIELD_SEQ", "FIELD_STARTED", "FIELD_DONE", "FIELD_BUSY",
+           "FIELD_SKIP_FROM", "PLAIN", "PICKLED", "FAILED", "UNPICKLABLE", "SKIPPED", "READY"]
 
 # Task kinds: how a task's item becomes a call.
 APPLY, MAP, STARMAP = 0, 1, 2
@@ -39,15 +34,21 @@ APPLY, MAP, STARMAP = 0, 1, 2
 PRECISE, STAMPED, RUNS = 0, 1, 2
 
 # The ownership record: RECORD_FIELDS int64 words per worker slot.
-RECORD_FIELDS = 4
+RECORD_FIELDS = 5
 FIELD_SEQ = 0        # sequence number of the task taken last
 FIELD_STARTED = 1    # monotonic ns when it started; 0 once it has finished
 FIELD_DONE = 2       # tasks finished by this slot (all its workers)
 FIELD_BUSY = 3       # ns spent in tasks by this slot
+# Written by the parent: calls (APPLY tasks) numbered from this one on are not to be started
+# (0: none); the worker reports them SKIPPED. shutdown(cancel_futures=True) uses it to cancel the
+# calls a worker holds but has not started; the worker's report, not the parent's guess, says
+# which ones those were.
+FIELD_SKIP_FROM = 4
 
-# How each result travels: the object itself, or pickled here (a value, or a failure).
-PLAIN, PICKLED, FAILED = "v", "p", "e"
-_PLAIN_TYPES = frozenset((int, float, str, bytes, bool, type(None), complex))
+# How each result travels: the object itself, or pickled here (a value, or a failure; or, for a
+# value that could not be pickled, both errors the parent may report: see _encode_unpicklable).
+PLAIN, PICKLED, FAILED, UNPICKLABLE, SKIPPED = "v", "p", "e", "u", "s"
+_PLAIN_TYPES: frozenset[type] = frozenset((int, float, str, bytes, bool, type(None), complex))
 
 # The batch number of a worker's first message: it has started (and run its initializer).
 READY = 0
@@ -57,15 +58,26 @@ _FLUSH_AFTER_NS = 2_000_000
 
 
 def _pickled(obj):
+    _core.register_connection_reducer()     # a Connection pickles as multiprocessing's, not as a number
     buffers: list = []
     data = pickle.dumps(obj, 5, buffer_callback=buffers.append)
     return (data, buffers) if buffers else data
 
 
+def _failure_classes():
+    """multiprocessing.pool's ExceptionWithTraceback and MaybeEncodingError, imported when a task
+    first fails: that module brings multiprocessing.connection, tempfile and shutil with it, some
+    15 million instructions, 7% of what a spawned worker executes before its first task."""
+    from shmproc.pool_results import MaybeEncodingError, _mp_pool
+    return _mp_pool.ExceptionWithTraceback, MaybeEncodingError
+
+
 def _encode_failure(exc):
+    ExceptionWithTraceback, MaybeEncodingError = _failure_classes()
     try:
         return _pickled(ExceptionWithTraceback(exc, exc.__traceback__))
-    except Exception as pickling_error:
+    except BaseException as pickling_error:
+        # BaseException too: a __reduce__ may raise SystemExit, and the worker must live on.
         wrapped = MaybeEncodingError(pickling_error, exc)
         return _pickled(ExceptionWithTraceback(wrapped, exc.__traceback__))
 
@@ -73,19 +85,33 @@ def _encode_failure(exc):
 def _encode_value(value):
     try:
         return PICKLED, _pickled(value)
-    except Exception as exc:
-        return FAILED, _pickled(MaybeEncodingError(exc, value))
+    except BaseException as exc:
+        # SystemExit from a __reduce__ included: it fails this result, as in the standard
+        # executor, instead of ending the worker.
+        return UNPICKLABLE, _encode_unpicklable(exc, value)
 
 
-def worker_main(slot, tasks, results, record_handle, initializer, initargs, announce=False):
+def _encode_unpicklable(exc, value):
+    """A result that could not be pickled. multiprocessing.Pool reports MaybeEncodingError,
+    concurrent.futures the error itself with this worker's traceback: both travel, and the
+    parent's engine picks the one its pool reports (the error itself may not pickle: then None)."""
+    ExceptionWithTraceback, MaybeEncodingError = _failure_classes()
+    try:
+        wrapped = MaybeEncodingError(exc, value)
+    except BaseException:       # the value's repr() failed too
+        wrapped = MaybeEncodingError(exc, f"<unrepresentable {type(value).__name__}>")
+    try:
+        return _pickled((ExceptionWithTraceback(exc, exc.__traceback__), wrapped))
+    except BaseException:
+        return _pickled((None, wrapped))
+
+
+def worker_main(slot, tasks, results, record_block, initializer, initargs, announce=False):
     """The target of every worker process. Returns when the parent sends None. announce: say
     when ready (the parent waits for that before it sends tasks)."""
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from shmproc import _core
-    block: Any = (_core.Block.attach(record_handle) if isinstance(record_handle, tuple)
-                  else record_handle)
-    record = memoryview(block).cast("q")
+    record = memoryview(record_block).cast("q")
     base = slot * RECORD_FIELDS
     if initializer is not None:
         initializer(*initargs)
@@ -123,7 +149,7 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
     runs with nothing but the record write around each call (by_runs: nothing at all); the clock
     is read between runs (to send early what a long batch has finished)."""
     values: list = []
-    failures = {}                       # offset -> encoded failure
+    failures: dict = {}                 # offset -> encoded failure (None: skipped)
     seq_field = base + FIELD_SEQ
     started = clock()
     record[base + FIELD_STARTED] = started
@@ -131,6 +157,7 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
     sent_upto = 0
     count = len(items)
     position = 0
+    skipped = 0
     while position < count:
         stop = min(position + RUN_LENGTH, count)
         try:
@@ -143,6 +170,12 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
             else:
                 _run_tasks(kind, func, items, position, stop, first_seq, record, seq_field,
                            values)
+        except _SkipRest:
+            # Told not to start the calls from len(values) on: the batch ends here.
+            skipped = count - len(values)
+            for offset in range(len(values), count):
+                failures[offset] = None
+            values.extend([None] * skipped)
         except BaseException as exc:
             # The task at len(values) raised: its failure takes its place; go on after it.
             failures[len(values)] = _encode_failure(exc)
@@ -159,7 +192,7 @@ def _run_fast(batch, kind, func, first_seq, items, record, base, clock, results,
             started = now
             flush_at = now + _FLUSH_AFTER_NS
     record[base + FIELD_STARTED] = 0
-    _account(record, base, count - sent_upto, clock() - started)
+    _account(record, base, count - sent_upto - skipped, clock() - started)
     _send_run(results, slot, batch, first_seq, values, sent_upto, count, failures, held, pid)
 
 
@@ -180,22 +213,30 @@ def _run_tasks(kind, func, items, start, stop, first_seq, record, seq_field, val
             seq += 1
             append(func(*item))
     else:
+        skip_field = seq_field - FIELD_SEQ + FIELD_SKIP_FROM
         for item in items[start:stop]:
+            skip_from = record[skip_field]
+            if skip_from and seq >= skip_from:
+                raise _SkipRest
             record[seq_field] = seq
             seq += 1
             append(item[0](*item[1], **item[2]))
+
+
+class _SkipRest(Exception):
+    """The parent asked this worker not to start the batch's calls from the next one on."""
 
 
 def _send_run(results, slot, batch, first_seq, values, start, stop, failures, held, pid):
     """Send the results of tasks start..stop; flags only when some are not plain."""
     run = values[start:stop] if start or stop < len(values) else values
     flags = None
-    if failures or not set(map(type, run)) <= _PLAIN_TYPES:
+    if failures or not _core.types_within(run, _PLAIN_TYPES):
         flags = []
         for offset, value in enumerate(run):
             if start + offset in failures:
-                run[offset] = failures.pop(start + offset)
-                flags.append(FAILED)
+                failure = run[offset] = failures.pop(start + offset)
+                flags.append(FAILED if failure is not None else SKIPPED)
             elif type(value) in _PLAIN_TYPES:
                 flags.append(PLAIN)
             else:
@@ -212,11 +253,20 @@ def _run_stamped(batch, kind, func, first_seq, items, record, base, clock, resul
                  pid):
     """A batch whose tasks have a timeout: each task's start time is in the record, for the
     parent to measure it against."""
-    values, flags = [], []
+    values: list = []
+    flags: list = []
     plain = True
     sent_upto = 0
     flush_at = clock() + _FLUSH_AFTER_NS
     for offset, item in enumerate(items):
+        if kind == APPLY:
+            skip_from = record[base + FIELD_SKIP_FROM]
+            if skip_from and first_seq + offset >= skip_from:
+                # Told not to start the calls from this one on (see FIELD_SKIP_FROM).
+                values.extend([None] * (len(items) - offset))
+                flags.extend([SKIPPED] * (len(items) - offset))
+                plain = False
+                break
         record[base + FIELD_SEQ] = first_seq + offset
         started = clock()
         record[base + FIELD_STARTED] = started
@@ -265,6 +315,7 @@ def _send(results, slot, batch, first_seq, values, flags, held, pid):
         results.put((slot, pid, batch, first_seq, values, flags))
     except Exception as exc:
         # Only a failure of the ring itself is left (every object is plain or pickled already).
+        import traceback
         traceback.print_exc()
-        failure = _pickled(MaybeEncodingError(exc, "results"))
+        failure = _pickled(_failure_classes()[1](exc, "results"))
         results.put((slot, pid, batch, first_seq, [failure] * len(values), FAILED * len(values)))

@@ -15,7 +15,6 @@ import queue
 import types
 
 from shmproc import _core
-from shmproc import reduction as _reduction  # noqa: F401 - sockets' connections pickle in messages
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue", "Empty", "Full", "TaskLostError"]
 

@@ -20,6 +20,14 @@ def pid_of_worker(_):
     return os.getpid()
 
 
+class Count(int):
+    """An int that is not one (a result that must be pickled, not sent as a plain value)."""
+
+
+def count_or_int(x):
+    return Count(x) if x == 700 else x
+
+
 def raise_value_error(x):
     raise ValueError(f"bad {x}")
 
@@ -93,6 +101,28 @@ def return_fails_to_unpickle(_):
     return FailsToUnpickle()
 
 
+class ExitsAtPickle:
+    def __reduce__(self):
+        raise SystemExit(4)
+
+
+def return_exits_at_pickle(_):
+    return ExitsAtPickle()
+
+
+class ExitsAtUnpickle:
+    def __reduce__(self):
+        return (_exit_here, ())
+
+
+def _exit_here():
+    raise SystemExit(5)
+
+
+def return_exits_at_unpickle(_):
+    return ExitsAtUnpickle()
+
+
 def fresh_shared_array(x):
     import shmproc
     array = shmproc.zeros(1 << 20)
@@ -121,3 +151,7 @@ class ErrorWithUnpicklableField(Exception):
 
 def raise_unpicklable_error(_):
     raise ErrorWithUnpicklableField("cannot travel")
+
+
+class Token:
+    """A plain object that pickles and takes weak references."""

@@ -3,15 +3,24 @@ only its own future. (CPython's test_concurrent_futures is not shipped with this
 test package, so the behaviours it checks of the executor are written here.)"""
 import asyncio
 import concurrent.futures as cf
+import gc
 import os
+import subprocess
+import sys
 import time
-from concurrent.futures.process import BrokenProcessPool
+import weakref
+from concurrent.futures.process import BrokenProcessPool, _RemoteTraceback
 
 import pytest
 import support_pool as sp
 
 import shmproc
-from shmproc.futures import BrokenWorkerError, ProcessPoolExecutor, TaskTimeoutError
+from shmproc.futures import (
+    BrokenWorkerError,
+    ProcessPoolExecutor,
+    ResultUnpicklingError,
+    TaskTimeoutError,
+)
 from shmproc.pool import WorkerLostError
 
 
@@ -145,3 +154,130 @@ def test_max_tasks_per_child_recycles_workers():
 def test_initializer():
     with ProcessPoolExecutor(2, initializer=sp.initializer_sets, initargs=(5,)) as ex:
         assert set(ex.map(sp.read_initialized, range(6))) == {5}
+
+
+def test_results_that_do_not_travel_fail_their_future_as_the_standard_executor(executor):
+    # A result that does not pickle: the future gets that error itself (the Pool reports
+    # MaybeEncodingError), with the worker's traceback as its cause, as the standard executor.
+    with pytest.raises(TypeError, match="cannot be pickled") as info:
+        executor.submit(sp.return_unpicklable, 1).result(timeout=30)
+    assert isinstance(info.value.__cause__, _RemoteTraceback)
+    assert "__reduce__" in str(info.value.__cause__)
+    # SystemExit raised while pickling a result reaches the future; the worker lives on.
+    with pytest.raises(SystemExit):
+        executor.submit(sp.return_exits_at_pickle, 1).result(timeout=30)
+    # A result that does not unpickle here: a BrokenProcessPool (what the standard executor
+    # raises) caused by the unpickling error, SystemExit included; the executor goes on.
+    for func, cause in ((sp.return_fails_to_unpickle, RuntimeError),
+                        (sp.return_exits_at_unpickle, SystemExit)):
+        with pytest.raises(BrokenProcessPool) as broken:
+            executor.submit(func, 1).result(timeout=30)
+        assert isinstance(broken.value, ResultUnpicklingError)
+        assert isinstance(broken.value.__cause__, cause)
+    with pytest.raises(ResultUnpicklingError):
+        list(executor.map(sp.return_fails_to_unpickle, [1]))
+    assert list(executor.map(sp.square, range(10))) == [x * x for x in range(10)]
+    # No worker died of any of it.
+    assert all(slot["restarts"] == 0 for slot in executor.stats())
+
+
+@pytest.mark.parametrize("warm_up", [0, 3000])
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_cancel_futures_cancels_the_calls_no_worker_started(method, warm_up):
+    # The calls submitted first are in the workers' windows (they run); the others wait in the
+    # parent and are cancelled, as with the standard executor's call queue. After many tiny calls
+    # (warm_up) the first slow ones go out in batches sized for tiny ones: the workers are told
+    # to skip those they have not started, which are cancelled too.
+    ex = ProcessPoolExecutor(2, mp_context=shmproc.get_context(method))
+    for future in [ex.submit(sp.square, i) for i in range(warm_up)]:
+        future.result(timeout=30)
+    futures = [ex.submit(sp.sleep_if, 1, 1, 0.1) for _ in range(30)]
+    ex.shutdown(wait=True, cancel_futures=True)
+    cancelled = [f for f in futures if f.cancelled()]
+    ran = [f for f in futures if not f.cancelled()]
+    assert len(cancelled) >= 15
+    assert ran and futures[0] in ran
+    assert all(f.done() and f.result(timeout=0) == 1 for f in ran)
+    for future in cancelled:
+        with pytest.raises(cf.CancelledError):
+            future.result(timeout=0)
+
+
+def test_a_second_shutdown_closes_nothing_of_others():
+    # shutdown() twice used to close the wake-up pipe's descriptors twice: by then their numbers
+    # may belong to anything else (another executor's pipe, whose pool thread then failed).
+    ex = ProcessPoolExecutor(1)
+    assert ex.submit(sp.square, 3).result(timeout=30) == 9
+    ex.shutdown()
+    pipes = [os.pipe() for _ in range(16)]      # take the lowest free numbers, the freed ones
+    try:
+        ex.shutdown()
+        ex.__del__()
+        for read, write in pipes:
+            os.fstat(read)
+            os.fstat(write)
+    finally:
+        for read, write in pipes:
+            os.close(read)
+            os.close(write)
+
+
+_EXIT_SCRIPT = """
+import sys, time
+import shmproc
+from shmproc.futures import ProcessPoolExecutor
+
+
+def sleep_and_print(seconds, message):
+    time.sleep(seconds)
+    print(message, flush=True)
+
+
+def use_and_leave(method, drop):
+    executor = ProcessPoolExecutor(2, mp_context=shmproc.get_context(method))
+    executor.submit(sleep_and_print, 0.3, "apple")
+    if drop:
+        del executor                      # collected: shutdown(wait=False)
+    else:
+        globals()["kept"] = executor      # still running when the interpreter exits
+
+
+if __name__ == "__main__":
+    method, drop, where = sys.argv[1], sys.argv[2] == "drop", sys.argv[3]
+    if where == "here":
+        use_and_leave(method, drop)
+    else:                                 # in a spawned child, which exits by its own path
+        child = shmproc.get_context("spawn").Process(target=use_and_leave, args=(method, drop))
+        child.start()
+        child.join(60)
+        print("child", child.exitcode, flush=True)
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_an_executor_left_running_finishes_its_calls_at_exit(method, tmp_path):
+    # As the standard executor: at interpreter exit (or a child's), an executor not shut down, or
+    # dropped, runs its calls to the end and stops its workers; the exit neither hangs (workers
+    # replaced under multiprocessing's exit function) nor kills the calls.
+    script = tmp_path / "leave_executor.py"
+    script.write_text(_EXIT_SCRIPT)
+    for drop in ("keep", "drop"):
+        for where in ("here", "child"):
+            run = subprocess.run([sys.executable, str(script), method, drop, where],
+                                 capture_output=True, text=True, timeout=60)
+            assert run.returncode == 0, run.stderr
+            assert not run.stderr, (drop, where, run.stderr)
+            assert "apple" in run.stdout.split(), (drop, where, run.stdout)
+            if where == "child":
+                assert "child 0" in run.stdout, run.stderr
+
+
+def test_a_finished_future_does_not_keep_its_arguments(executor):
+    argument = sp.Token()
+    seen = weakref.ref(argument)
+    future = executor.submit(sp.identity, argument)
+    assert type(future.result(timeout=30)) is sp.Token
+    del argument
+    gc.collect()
+    assert future.done() and seen() is None

@@ -67,20 +67,7 @@ EXCLUDED = {
 
 # Tests shmproc's executor still fails: run only with SHMPROC_CPYTHON_SUITE=full.
 # Class.test -> what differs.
-KNOWN_FAILURES = {
-    "ExecutorDeadlockTest.test_error_during_result_pickle_on_worker":
-        "the future gets MaybeEncodingError (the Pool's), not the PicklingError itself",
-    "ExecutorDeadlockTest.test_exit_during_result_pickle_on_worker":
-        "SystemExit while pickling a result kills the worker (BrokenWorkerError) instead of "
-        "reaching the future",
-    "ExecutorDeadlockTest.test_error_during_result_unpickle_in_result_handler":
-        "the future gets the unpickling error and the executor goes on; the standard one breaks "
-        "(BrokenProcessPool)",
-    "ProcessPoolShutdownTest.test_cancel_futures":
-        "shutdown(cancel_futures=True) finds most queued calls already sent to the workers (in "
-        "batches) and cancels fewer than the 20 of 50 the test wants (always under spawn, on a "
-        "loaded machine under fork too)",
-}
+KNOWN_FAILURES: dict = {}
 # Under spawn, CI runs these classes only (each test starts 5 spawned workers).
 CI_SPAWN_CLASSES = ("InitializerTest", "ProcessPoolExecutorTest", "ExecutorDeadlockTest")
 CLASSES = ("InitializerTest", "FailingInitializerTest", "ProcessPoolShutdownTest", "WaitTest",

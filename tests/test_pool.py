@@ -72,6 +72,12 @@ def test_bad_results_and_exceptions_fail_their_task_only(pool):
         pool.apply(sp.return_fails_to_unpickle, (1,))
     with pytest.raises(SystemExit):
         pool.apply(sp.raise_base_exception, (1,))
+    # SystemExit while pickling a result: MaybeEncodingError, as any pickling error (the
+    # executor passes the SystemExit on); unpickling: that task fails, the pool goes on.
+    with pytest.raises(MaybeEncodingError, match="SystemExit"):
+        pool.apply(sp.return_exits_at_pickle, (1,))
+    with pytest.raises(SystemExit):
+        pool.apply(sp.return_exits_at_unpickle, (1,))
     with pytest.raises(MaybeEncodingError, match="cannot travel"):
         pool.apply(sp.raise_unpicklable_error, (1,))
     with pytest.raises(TypeError, match="cannot be pickled"):
@@ -134,6 +140,21 @@ def test_a_dead_worker_fails_its_task_and_the_pool_goes_on(method, how):
         assert time.monotonic() - started < 30
 
 
+def test_a_fork_server_pool_starts_replaces_and_fails_tasks_as_the_others():
+    # Fork-server workers say when they are ready, as spawned ones do (each runs the program's
+    # main module again before its first task); a replacement does too.
+    with Pool(2, context=shmproc.get_context("forkserver")) as p:
+        assert p.apply(sp.square, (3,)) == 9
+        result = p.starmap_async(sp.kill_self_at, [(x, 5, "sigkill") for x in range(20)], 1)
+        with pytest.raises(WorkerLostError) as info:
+            result.get(30)
+        assert info.value.task_index == 5
+        assert p.map(sp.square, range(20)) == [x * x for x in range(20)]
+        with pytest.raises(ValueError):
+            p.apply(sp.raise_value_error, (1,))
+        assert sum(s["restarts"] for s in p.stats()) == 1
+
+
 def test_with_chunks_the_run_of_a_dead_worker_is_run_again_task_by_task(method):
     # Chunked batches record only which run of tasks a worker is in: after a death, that run's
     # tasks are run again one by one, and the one that kills its worker again is named.
@@ -172,6 +193,22 @@ def test_get_timeout_keeps_its_meaning(pool):
     with pytest.raises(shmproc.TimeoutError):
         result.get(0.05)
     assert result.get(30) == 1
+
+
+def test_a_chunk_runs_whole_in_one_worker(pool):
+    # As in multiprocessing: the chunks the caller asked for (and map's default ones) each go to
+    # one worker, whatever their size, in one message rather than in pieces.
+    pids = pool.map(sp.pid_of_worker, range(6000), chunksize=3000)
+    assert len(set(pids[:3000])) == 1 and len(set(pids[3000:])) == 1
+    pids = pool.map(sp.pid_of_worker, range(20_000))      # default: chunks of 2,500
+    assert all(len(set(pids[start:start + 2500])) == 1 for start in range(0, 20_000, 2500))
+
+
+def test_results_keep_their_exact_types_among_plain_ones(pool):
+    for chunksize in (None, 1):
+        results = pool.map(sp.count_or_int, range(1000), chunksize)
+        assert results == list(range(1000))
+        assert [type(r) for r in results[699:702]] == [int, sp.Count, int]
 
 
 @pytest.mark.parametrize("chunksize", [1, 4])

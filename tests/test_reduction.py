@@ -124,3 +124,30 @@ def test_sockets_and_socket_connections_as_process_arguments(shm_ctx):
         joined(child)
         client.close()
     mine.close()
+
+
+STANDARD_CONNECTION_LOADED_LATE = """
+import sys
+import shmproc.pool_worker
+import shmproc.queues
+# A spawned pool worker loads neither: they cost it a tenth of its start (docs/pool.md).
+assert "multiprocessing.connection" not in sys.modules
+assert "multiprocessing.pool" not in sys.modules
+import multiprocessing.connection
+here, there = multiprocessing.connection.Pipe()
+q = shmproc.queues.SimpleQueue()
+q.put(there)                    # a duplicate of the descriptor, not its bare number
+there.close()
+again = q.get()
+again.send("through")
+assert here.recv() == "through"
+print("ok")
+"""
+
+
+def test_standard_connection_loaded_after_the_queues_still_pickles_as_multiprocessings():
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", STANDARD_CONNECTION_LOADED_LATE],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
